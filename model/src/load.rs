@@ -1,0 +1,168 @@
+//! Loading a directory of confs into accepted instances and diagnostics.
+//! Each conf is handled on its own: a bad file is reported and skipped, and
+//! every other instance is still loaded (zram-generator stopped at the first
+//! bad file and its users lost all their devices over a typo).
+
+use crate::conflict::{self, Standing};
+use crate::diag::Diagnostic;
+use crate::ini;
+use crate::instance::{self, Instance, VersionDefaults};
+use crate::name::InstanceName;
+use crate::source::read_conf_text;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub const CONF_SUFFIX: &str = ".conf";
+pub const DROPIN_SUFFIX: &str = ".conf.d";
+
+/// A conf that produced no unit, and the first reason why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub conf: PathBuf,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Accepted instances, sorted by name.
+    pub instances: Vec<Instance>,
+    /// Every error and warning, grouped by file in name order.
+    pub diagnostics: Vec<Diagnostic>,
+    pub skipped: Vec<Skipped>,
+}
+
+pub struct LoadOptions<'a> {
+    pub dir: &'a Path,
+    pub defaults: &'a VersionDefaults,
+    /// `/sys/class/net`, where a running instance's bridge shows up.
+    pub sys_class_net: &'a Path,
+}
+
+/// Loads every `NAME.conf` of `opts.dir` (hidden files and other suffixes
+/// are ignored). A missing directory means no instances.
+pub fn load_dir(opts: &LoadOptions<'_>) -> Catalog {
+    let mut catalog = Catalog::default();
+    let confs = match list_confs(opts.dir) {
+        Ok(confs) => confs,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return catalog,
+        Err(e) => {
+            catalog.diagnostics.push(Diagnostic::error(
+                opts.dir,
+                None,
+                format!("cannot list the instances directory: {e}"),
+            ));
+            return catalog;
+        }
+    };
+
+    let mut candidates = Vec::with_capacity(confs.len());
+    for conf in confs {
+        let (instance, diags) = load_one(&conf, opts.defaults);
+        if instance.is_none() {
+            catalog.skipped.push(Skipped {
+                conf: conf.clone(),
+                reason: diags
+                    .iter()
+                    .find(|d| d.is_error())
+                    .map(|d| d.message.clone())
+                    .unwrap_or_default(),
+            });
+        }
+        catalog.diagnostics.extend(diags);
+        if let Some(inst) = instance {
+            let standing = Standing {
+                running: opts.sys_class_net.join(inst.name.bridge()).exists(),
+                modified: std::fs::metadata(&conf)
+                    .and_then(|m| m.modified())
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+            };
+            candidates.push((inst, standing));
+        }
+    }
+
+    let (accepted, conflicts) = conflict::resolve(candidates);
+    for d in &conflicts {
+        catalog.skipped.push(Skipped {
+            conf: d.path.clone(),
+            reason: d.message.clone(),
+        });
+    }
+    catalog.diagnostics.extend(conflicts);
+    catalog.instances = accepted;
+    catalog
+}
+
+/// Loads one conf with its drop-ins; the instance is `None` on any error.
+pub fn load_one(conf: &Path, defaults: &VersionDefaults) -> (Option<Instance>, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let file_name = conf.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let stem = file_name.strip_suffix(CONF_SUFFIX).unwrap_or(file_name);
+    let name = match InstanceName::parse(stem) {
+        Ok(n) => n,
+        Err(e) => {
+            diags.push(Diagnostic::error(conf, None, e));
+            return (None, diags);
+        }
+    };
+    let text = match read_conf_text(conf) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(Diagnostic::error(conf, None, e));
+            return (None, diags);
+        }
+    };
+    if text.trim().is_empty() {
+        diags.push(Diagnostic::error(
+            conf,
+            None,
+            "is empty; an instance needs at least [Instance] with BridgeCIDR= and PoolBase= (see dockyard.conf(5))",
+        ));
+        return (None, diags);
+    }
+    let mut docs = Vec::new();
+    let (doc, parse_diags) = ini::parse(conf, &text);
+    docs.push(doc);
+    diags.extend(parse_diags);
+
+    let dropin_dir = conf.with_file_name(format!("{stem}{DROPIN_SUFFIX}"));
+    let dropins = match list_confs(&dropin_dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            diags.push(Diagnostic::error(&dropin_dir, None, format!("cannot list drop-ins: {e}")));
+            return (None, diags);
+        }
+    };
+    for dropin in &dropins {
+        match read_conf_text(dropin) {
+            Ok(text) => {
+                let (doc, parse_diags) = ini::parse(dropin, &text);
+                docs.push(doc);
+                diags.extend(parse_diags);
+            }
+            Err(e) => diags.push(Diagnostic::error(dropin, None, e)),
+        }
+    }
+    let parse_failed = diags.iter().any(Diagnostic::is_error);
+    let (instance, more) = instance::build(name, conf, dropins, &docs, defaults);
+    diags.extend(more);
+    if parse_failed {
+        return (None, diags);
+    }
+    (instance, diags)
+}
+
+/// `*.conf` entries of `dir` (not hidden), sorted by file name.
+fn list_confs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut confs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.ends_with(CONF_SUFFIX) && !n.starts_with('.')
+        })
+        .map(|e| e.path())
+        .collect();
+    confs.sort();
+    Ok(confs)
+}
