@@ -278,11 +278,13 @@ lc__dns_start() {
     local log="$LC_WORK/logs/dnsmasq.log" pidf="$LC_WORK/state/dnsmasq.pid"
     : >"$log"
     # Exact answer for upstream.test only (host-record, not address=/…/ which would also
-    # answer every subdomain). No upstream servers, no /etc/hosts, no DHCP.
+    # answer every subdomain). --local makes its AAAA an empty answer rather than REFUSED
+    # (busybox nslookup fails on REFUSED). Every other name is REFUSED: no upstream
+    # servers, no /etc/hosts, no DHCP.
     ip netns exec "$LC_NETNS" dnsmasq \
         --conf-file=/dev/null --no-resolv --no-hosts --no-poll \
         --bind-interfaces --listen-address="$LC_UP_ADDR" --except-interface=lo \
-        --host-record="$LC_UPSTREAM_NAME,$LC_UP_ADDR" \
+        --host-record="$LC_UPSTREAM_NAME,$LC_UP_ADDR" --local="/$LC_UPSTREAM_NAME/" \
         --log-queries --log-facility="$log" \
         --pid-file="$pidf" --user=root --group=root \
         >>"$LC_WORK/logs/dnsmasq.stderr" 2>&1 ||
@@ -677,7 +679,17 @@ lc_cleanup() {
 # Test runner. lc_test "name" func [args...]: runs func in a subshell with errexit and an
 # ERR trap, output captured; prints "ok - name" or "FAIL - name: reason" plus the captured
 # output indented. Tests cannot change the caller's variables (use files / lc state).
-lc_fail() { printf '%s\n' "$*" >&2; return 1; }
+lc_fail() { printf 'lc-fail-reason: %s\n' "$*" >&2; return 1; }
+
+lc__err_trap() {
+    [[ -z ${LC__ERR_SEEN:-} ]] || return 0
+    LC__ERR_SEEN=1
+    local i where=""
+    for ((i = 1; i < ${#FUNCNAME[@]}; i++)); do
+        where+=" < ${FUNCNAME[i]}:${BASH_LINENO[i - 1]}"
+    done
+    printf 'lc-failed-command: %s (exit %s)%s\n' "$BASH_COMMAND" "$1" "$where" >&2
+}
 
 lc_test() {
     local name=${1:?lc_test NAME FUNC}; shift
@@ -687,26 +699,31 @@ lc_test() {
     set +e
     (
         set -eEuo pipefail
-        trap 'printf "lc-failed-command: %s (exit %s, line %s)\n" "$BASH_COMMAND" "$?" "${BASH_LINENO[0]}" >&2' ERR
+        # First (innermost) failure only: with errtrace the trap fires again in every
+        # function frame the failure unwinds through.
+        trap 'lc__err_trap "$?"' ERR
         "$@"
     ) >"$out" 2>&1 </dev/null
     rc=$?
-    ((had_e)) && set -e
     local dt
     dt=$(lc__elapsed "$t0")
     if ((rc == 0)); then
         LC_PASSED=$((LC_PASSED + 1))
         printf 'ok - %s (%ss)\n' "$name" "$dt"
-        [[ $LC_VERBOSE == 1 ]] && sed 's/^/#   /' "$out"
+        if [[ $LC_VERBOSE == 1 ]]; then sed 's/^/#   /' "$out"; fi
     else
         LC_FAILED=$((LC_FAILED + 1))
         LC_FAILED_NAMES+=("$name")
         local reason
-        reason=$(grep -m1 '^lc-failed-command: ' "$out" | sed 's/^lc-failed-command: //')
-        [[ -n $reason ]] || reason=$(grep -v '^lc-failed-command' "$out" | tail -n 1)
+        # lc_fail's message if the test gave one, else the failing command and its stack.
+        reason=$(grep -m1 '^lc-fail-reason: ' "$out" | sed 's/^lc-fail-reason: //')
+        [[ -n $reason ]] || reason=$(grep -m1 '^lc-failed-command: ' "$out" | sed 's/^lc-failed-command: //')
+        [[ -n $reason ]] || reason=$(grep -v '^lc-fail' "$out" | tail -n 1)
         printf 'FAIL - %s: %s\n' "$name" "${reason:-exit $rc}"
-        grep -v '^lc-failed-command' "$out" | tail -n 40 | sed 's/^/#   /'
+        { grep -v '^lc-fail' "$out" | tail -n 40 | sed 's/^/#   /'; } || true
+        grep -m1 '^lc-failed-command: ' "$out" | sed 's/^lc-failed-command: /#   at: /' || true
     fi
+    ((had_e)) && set -e
     return 0
 }
 
