@@ -110,7 +110,7 @@ pub fn resolve(candidates: Vec<(Instance, Standing)>) -> (Vec<Instance>, Vec<Dia
                     standing: &candidates[other].1,
                 };
                 let msg = format!(
-                    "{what}; {} keeps it because {}. This instance is skipped: give it a free range or root (`dockyard new` picks free ranges)",
+                    "{what}; {} keeps it because {}. This instance is skipped: give it a range or root of its own",
                     winner.instance.name,
                     precedence_reason(&winner, standing)
                 );

@@ -178,7 +178,7 @@ pub fn build(
 
     let bridge = match get("BridgeCIDR") {
         None => {
-            error(None, "BridgeCIDR= is required in [Instance] (the bridge's address and prefix, e.g. BridgeCIDR=172.22.147.1/24; `dockyard new` picks a free one)".into());
+            error(None, "BridgeCIDR= is required in [Instance] (the bridge's address and prefix, e.g. BridgeCIDR=172.22.147.1/24)".into());
             None
         }
         Some(e) => parse_cidr(&e.value)
@@ -282,7 +282,7 @@ pub fn build(
                             &e.origin,
                             Severity::Warning,
                             format!(
-                                "DockerVersion={} is not in the artifacts manifest (known: {}); `dockyard install` cannot fetch it, so it must be installed by other means",
+                                "DockerVersion={} is not in the artifacts manifest (known: {}); the installer cannot fetch it, so it must be put in place by other means",
                                 e.value,
                                 known.join(", ")
                             ),

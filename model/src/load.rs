@@ -144,8 +144,15 @@ pub fn load_one(conf: &Path, defaults: &VersionDefaults) -> (Option<Instance>, V
         }
     }
     let parse_failed = diags.iter().any(Diagnostic::is_error);
+    let files: Vec<PathBuf> = std::iter::once(conf.to_path_buf()).chain(dropins.iter().cloned()).collect();
     let (instance, more) = instance::build(name, conf, dropins, &docs, defaults);
     diags.extend(more);
+    // Report in reading order: file by file, line by line (whole-file
+    // messages first), as an admin fixes them.
+    diags.sort_by_key(|d| {
+        let file = files.iter().position(|f| *f == d.path).unwrap_or(usize::MAX);
+        (file, d.line.unwrap_or(0))
+    });
     if parse_failed {
         return (None, diags);
     }

@@ -22,15 +22,12 @@ pub const MAX_PREFIX: u8 = 30;
 pub fn parse_cidr(value: &str) -> Result<Ipv4Net, String> {
     let Some((addr, len)) = value.split_once('/') else {
         return Err(format!(
-            "{value:?} is not in CIDR notation; write address/prefix, e.g. 172.22.147.1/24{}",
+            "not in CIDR notation; write address/prefix, e.g. 172.22.147.1/24{}",
             comment_hint(value)
         ));
     };
     let addr: Ipv4Addr = addr.parse().map_err(|_| {
-        format!(
-            "{value:?}: {addr:?} is not an IPv4 address{}",
-            comment_hint(value)
-        )
+        format!("{addr:?} is not an IPv4 address{}", comment_hint(value))
     })?;
     let len: u8 = len
         .parse()
@@ -38,11 +35,11 @@ pub fn parse_cidr(value: &str) -> Result<Ipv4Net, String> {
         .filter(|l| len.chars().all(|c| c.is_ascii_digit()) && *l <= 32)
         .ok_or_else(|| {
             format!(
-                "{value:?}: prefix {len:?} is not a number from 0 to 32{}",
+                "prefix {len:?} is not a number from 0 to 32{}",
                 comment_hint(value)
             )
         })?;
-    Ipv4Net::new(addr, len).map_err(|e| format!("{value:?}: {e}"))
+    Ipv4Net::new(addr, len).map_err(|e| e.to_string())
 }
 
 /// A conf line like `Root=/dy1  # comment` keeps the comment in the value

@@ -1,0 +1,156 @@
+//! One generator run: confs in, units out, diagnostics logged.
+
+use crate::log::{Level, Logger};
+use crate::output;
+use crate::unit;
+use dockyard_model::instance::VersionDefaults;
+use dockyard_model::load::{load_dir, LoadOptions};
+use dockyard_model::manifest;
+use dockyard_model::paths;
+use dockyard_model::{Diagnostic, Severity};
+use std::path::{Path, PathBuf};
+
+pub struct Settings {
+    pub instances_dir: PathBuf,
+    pub manifest_override: PathBuf,
+    pub sys_class_net: PathBuf,
+}
+
+impl Settings {
+    /// The real paths, with the documented environment overrides
+    /// (dockyard-generator(8)): the instances directory for admins and
+    /// tests, the manifest and /sys/class/net for tests only.
+    pub fn from_env() -> Settings {
+        let path = |var: &str, default: &str| {
+            std::env::var_os(var)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(default))
+        };
+        Settings {
+            instances_dir: path(paths::INSTANCES_DIR_ENV, paths::INSTANCES_DIR),
+            manifest_override: path("DOCKYARD_ARTIFACTS_MANIFEST", paths::MANIFEST_OVERRIDE),
+            sys_class_net: path("DOCKYARD_SYS_CLASS_NET", "/sys/class/net"),
+        }
+    }
+}
+
+pub struct Generated {
+    pub output: unit::Output,
+    pub diagnostics: Vec<Diagnostic>,
+    pub skipped: usize,
+}
+
+/// Loads and renders; writes nothing.
+pub fn generate(settings: &Settings) -> Generated {
+    let mut diagnostics = Vec::new();
+    let (defaults, sysbox_version) = match manifest::load(&settings.manifest_override) {
+        Ok(loaded) => (
+            VersionDefaults {
+                docker: Ok(loaded.manifest.defaults.docker.clone()),
+                known_docker: Some(
+                    loaded
+                        .manifest
+                        .docker_versions()
+                        .into_iter()
+                        .map(String::from)
+                        .collect(),
+                ),
+            },
+            Ok(loaded.manifest.defaults.sysbox.clone()),
+        ),
+        Err(d) => {
+            let why = format!("the artifacts manifest {} is unusable (see the error above)", d.path.display());
+            diagnostics.push(d);
+            (
+                VersionDefaults {
+                    docker: Err(why.clone()),
+                    known_docker: None,
+                },
+                Err(why),
+            )
+        }
+    };
+    let catalog = load_dir(&LoadOptions {
+        dir: &settings.instances_dir,
+        defaults: &defaults,
+        sys_class_net: &settings.sys_class_net,
+    });
+    diagnostics.extend(catalog.diagnostics);
+    let mut skipped = catalog.skipped.len();
+
+    let mut instances = catalog.instances;
+    let sysbox_version = match sysbox_version {
+        Ok(v) => v,
+        Err(why) => {
+            // Without a manifest there is no sysbox version to point at.
+            instances.retain(|i| {
+                if i.uses_sysbox() {
+                    diagnostics.push(Diagnostic::error(
+                        &i.conf,
+                        None,
+                        format!("Runtime=sysbox-runc needs the sysbox version from {why}"),
+                    ));
+                    skipped += 1;
+                }
+                !i.uses_sysbox()
+            });
+            String::new()
+        }
+    };
+    Generated {
+        output: unit::render(&instances, &sysbox_version),
+        diagnostics,
+        skipped,
+    }
+}
+
+pub fn log_diagnostics(logger: &Logger, diagnostics: &[Diagnostic]) {
+    for d in diagnostics {
+        let level = match d.severity {
+            Severity::Error => Level::Err,
+            Severity::Warning => Level::Warning,
+        };
+        logger.log(level, &d.to_string());
+    }
+}
+
+/// The whole run for the binary; returns the exit status.
+pub fn run(settings: &Settings, normal_dir: Option<&Path>, logger: &Logger) -> i32 {
+    let generated = generate(settings);
+    log_diagnostics(logger, &generated.diagnostics);
+    let mut failed = generated.skipped > 0 || generated.diagnostics.iter().any(Diagnostic::is_error);
+
+    match normal_dir {
+        Some(dir) => {
+            for e in output::write_tree(dir, &generated.output) {
+                logger.log(Level::Err, &format!("cannot write {e}"));
+                failed = true;
+            }
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            if let Err(e) = output::print_tree(&mut lock, &generated.output) {
+                logger.log(Level::Err, &format!("cannot print units: {e}"));
+                failed = true;
+            }
+        }
+    }
+    let instances = generated
+        .output
+        .units
+        .iter()
+        .filter(|u| u.name.ends_with("_docker.service"))
+        .count();
+    let level = if generated.skipped > 0 { Level::Notice } else { Level::Debug };
+    logger.log(
+        level,
+        &format!(
+            "generated {instances} instance unit(s) from {}; skipped {} conf(s); `dockyard-generator --dry-run` shows the messages again",
+            settings.instances_dir.display(),
+            generated.skipped
+        ),
+    );
+    i32::from(failed)
+}
