@@ -1,0 +1,102 @@
+//! Shared test plumbing: the built binary, root detection, throw-away
+//! network namespaces (never the host's interfaces or rules).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub fn helper() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dockyard-helper"))
+}
+
+/// Integration tests change users, mounts and netns: they need root. Without
+/// it they say so loudly and return (counted as passed, but visibly skipped).
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: needs root (creates network namespaces, users and mounts)");
+    false
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    cmd.env("DOCKYARD_LOG", "stderr")
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .expect("spawn")
+        .into()
+}
+
+pub fn sh(script: &str) -> Run {
+    run(Command::new("sh").args(["-euc", script]))
+}
+
+/// A named network namespace that is deleted on drop (also on panic).
+pub struct NetNs {
+    pub name: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl NetNs {
+    pub fn new() -> NetNs {
+        let name = format!(
+            "dyt-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let r = run(Command::new("ip").args(["netns", "add", &name]));
+        assert_eq!(r.code, 0, "ip netns add {name}: {}", r.stderr);
+        NetNs { name }
+    }
+
+    /// Run a program inside the namespace.
+    pub fn cmd(&self, prog: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(prog);
+        c
+    }
+
+    pub fn exec(&self, args: &[&str]) -> Run {
+        let mut c = self.cmd(args[0]);
+        c.args(&args[1..]);
+        run(&mut c)
+    }
+
+    pub fn helper(&self, args: &[&str]) -> Run {
+        let mut c = self.cmd(helper());
+        c.args(args);
+        run(&mut c)
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.exec(args);
+        assert_eq!(r.code, 0, "{args:?} failed: {}", r.stderr);
+        r.stdout
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .output();
+    }
+}

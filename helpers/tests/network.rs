@@ -1,0 +1,255 @@
+//! `dockyard-network` against real netlink and iptables, each test in its
+//! own fresh network namespace.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{require_root, NetNs};
+
+fn args<'a>(action: &'a str, inst: &'a str, net: u8, pool: &'a str) -> Vec<String> {
+    vec![
+        action.into(),
+        "--instance".into(),
+        inst.into(),
+        "--bridge".into(),
+        format!("{inst}_docker0"),
+        "--bridge-cidr".into(),
+        format!("172.22.{net}.1/24"),
+        "--fixed-cidr".into(),
+        format!("172.22.{net}.0/24"),
+        "--pool".into(),
+        pool.into(),
+    ]
+}
+
+fn network(ns: &NetNs, a: &[String]) -> common::Run {
+    let mut v = vec!["network"];
+    v.extend(a.iter().map(|s| s.as_str()));
+    ns.helper(&v)
+}
+
+/// iptables-save lines carrying exactly this instance's tag (nft quotes it).
+fn tagged(save: &str, inst: &str) -> Vec<String> {
+    let t = format!("\"dockyard:{inst}\"");
+    save.lines()
+        .filter(|l| l.contains(&t) || l.contains(&format!("dockyard:{inst} ")))
+        .map(str::to_string)
+        .collect()
+}
+
+fn rules_only(save: &str) -> Vec<String> {
+    save.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn up_creates_bridge_address_and_rules_once() {
+    if !require_root("up_creates_bridge_address_and_rules_once") {
+        return;
+    }
+    let ns = NetNs::new();
+    let up = args("up", "dy1", 147, "172.23.0.0/16");
+    let t0 = Instant::now();
+    let r = network(&ns, &up);
+    let first = t0.elapsed();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    eprintln!("MEASURE network up in a fresh netns (incl. ip netns exec): {first:?}");
+
+    let addr = ns.ok(&["ip", "-4", "-o", "addr", "show", "dev", "dy1_docker0"]);
+    assert!(addr.contains("inet 172.22.147.1/24"), "{addr}");
+    assert_eq!(addr.lines().count(), 1, "{addr}");
+    let link = ns.ok(&["ip", "-d", "-o", "link", "show", "dy1_docker0"]);
+    assert!(link.contains(",UP") || link.contains("<UP"), "{link}");
+    assert!(link.contains(" bridge "), "{link}");
+    assert_eq!(ns.ok(&["cat", "/proc/sys/net/ipv4/ip_forward"]).trim(), "1");
+
+    let save1 = ns.ok(&["iptables-save"]);
+    let mine = tagged(&save1, "dy1");
+    assert_eq!(mine.len(), 9, "7 rules + 2 jumps:\n{save1}");
+    for want in [
+        "-A FORWARD -m comment --comment \"dockyard:dy1\" -j DOCKYARD-dy1",
+        "-A POSTROUTING -m comment --comment \"dockyard:dy1\" -j DOCKYARD-dy1",
+        "-A DOCKYARD-dy1 -o dy1_docker0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"dockyard:dy1\" -j ACCEPT",
+        "-A DOCKYARD-dy1 -s 172.22.147.0/24 ! -o dy1_docker0 -m comment --comment \"dockyard:dy1\" -j MASQUERADE",
+        "-A DOCKYARD-dy1 -s 172.23.0.0/16 ! -d 172.23.0.0/16 -m comment --comment \"dockyard:dy1\" -j MASQUERADE",
+    ] {
+        assert!(mine.iter().any(|l| l == want), "missing {want}\n{save1}");
+    }
+
+    // A restart: nothing changes, nothing is duplicated, nothing is written.
+    let t1 = Instant::now();
+    let r = network(&ns, &up);
+    eprintln!("MEASURE network up again (all present): {:?}", t1.elapsed());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("was already complete"), "{}", r.stderr);
+    let save2 = ns.ok(&["iptables-save"]);
+    assert_eq!(rules_only(&save1), rules_only(&save2));
+    let addr2 = ns.ok(&["ip", "-4", "-o", "addr", "show", "dev", "dy1_docker0"]);
+    assert_eq!(addr2.lines().count(), 1, "{addr2}");
+}
+
+#[test]
+fn up_replaces_an_old_address_and_converges_duplicates() {
+    if !require_root("up_replaces_an_old_address_and_converges_duplicates") {
+        return;
+    }
+    let ns = NetNs::new();
+    ns.ok(&["ip", "link", "add", "dy1_docker0", "type", "bridge"]);
+    ns.ok(&["ip", "addr", "add", "10.99.0.1/24", "dev", "dy1_docker0"]);
+    // An older buggy version left a duplicated jump and a stray tagged rule.
+    ns.ok(&["iptables", "-N", "DOCKYARD-dy1"]);
+    for _ in 0..2 {
+        ns.ok(&[
+            "iptables",
+            "-A",
+            "FORWARD",
+            "-m",
+            "comment",
+            "--comment",
+            "dockyard:dy1",
+            "-j",
+            "DOCKYARD-dy1",
+        ]);
+    }
+    ns.ok(&[
+        "iptables",
+        "-A",
+        "FORWARD",
+        "-s",
+        "10.99.0.0/24",
+        "-m",
+        "comment",
+        "--comment",
+        "dockyard:dy1",
+        "-j",
+        "ACCEPT",
+    ]);
+
+    let r = network(&ns, &args("up", "dy1", 147, "172.23.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let addr = ns.ok(&["ip", "-4", "-o", "addr", "show", "dev", "dy1_docker0"]);
+    assert!(
+        addr.contains("172.22.147.1/24") && !addr.contains("10.99.0.1"),
+        "{addr}"
+    );
+    let save = ns.ok(&["iptables-save"]);
+    let mine = tagged(&save, "dy1");
+    assert_eq!(mine.len(), 9, "{save}");
+    assert!(!save.contains("10.99.0.0/24"), "{save}");
+}
+
+#[test]
+fn down_removes_only_this_instance() {
+    if !require_root("down_removes_only_this_instance") {
+        return;
+    }
+    let ns = NetNs::new();
+    assert_eq!(
+        network(&ns, &args("up", "dy1", 147, "172.23.0.0/16")).code,
+        0
+    );
+    assert_eq!(
+        network(&ns, &args("up", "dy10", 148, "172.24.0.0/16")).code,
+        0
+    );
+    // A user-defined network of dy1 (inside its pool) and a stranger bridge.
+    ns.ok(&["ip", "link", "add", "br-x", "type", "bridge"]);
+    ns.ok(&["ip", "addr", "add", "172.23.5.1/24", "dev", "br-x"]);
+    ns.ok(&["ip", "link", "add", "br-y", "type", "bridge"]);
+    ns.ok(&["ip", "addr", "add", "172.25.5.1/24", "dev", "br-y"]);
+    // Residue of an older version: duplicated tagged rules outside the chain.
+    for _ in 0..2 {
+        ns.ok(&[
+            "iptables",
+            "-A",
+            "FORWARD",
+            "-s",
+            "172.23.0.0/16",
+            "-m",
+            "comment",
+            "--comment",
+            "dockyard:dy1",
+            "-j",
+            "ACCEPT",
+        ]);
+    }
+    let before10 = tagged(&ns.ok(&["iptables-save"]), "dy10");
+    assert_eq!(before10.len(), 9);
+
+    let r = network(&ns, &args("down", "dy1", 147, "172.23.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    let save = ns.ok(&["iptables-save"]);
+    assert!(tagged(&save, "dy1").is_empty(), "{save}");
+    assert!(!save.contains(":DOCKYARD-dy1 "), "{save}");
+    assert_eq!(
+        tagged(&save, "dy10"),
+        before10,
+        "dy10 must survive:\n{save}"
+    );
+    let links = ns.ok(&["ip", "-o", "link", "show"]);
+    assert!(!links.contains("dy1_docker0"), "{links}");
+    assert!(!links.contains("br-x"), "{links}");
+    assert!(links.contains("br-y"), "{links}");
+    assert!(links.contains("dy10_docker0"), "{links}");
+
+    // And again, now that nothing is left: still success.
+    let r = network(&ns, &args("down", "dy1", 147, "172.23.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn down_with_nothing_present_exits_zero() {
+    if !require_root("down_with_nothing_present_exits_zero") {
+        return;
+    }
+    let ns = NetNs::new();
+    let r = network(&ns, &args("down", "dy1", 147, "172.23.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "", "nothing to report when nothing existed");
+}
+
+#[test]
+fn up_refuses_a_non_bridge_and_bad_arguments() {
+    if !require_root("up_refuses_a_non_bridge_and_bad_arguments") {
+        return;
+    }
+    let ns = NetNs::new();
+    ns.ok(&[
+        "ip",
+        "link",
+        "add",
+        "dy1_docker0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "dyp0",
+    ]);
+    let r = network(&ns, &args("up", "dy1", 147, "172.23.0.0/16"));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("not a bridge"), "{}", r.stderr);
+
+    let mut bad = args("up", "dy1", 147, "172.23.0.0/16");
+    bad[4] = "a_very_long_bridge0".into();
+    let r = network(&ns, &bad);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--bridge"), "{}", r.stderr);
+
+    let mut bad = args("up", "dy1", 147, "172.23.0.0/16");
+    bad[8] = "172.22.9.0/24".into(); // fixed-cidr outside the bridge subnet
+    let r = network(&ns, &bad);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not inside the bridge subnet"),
+        "{}",
+        r.stderr
+    );
+    assert!(ns
+        .ok(&["iptables-save"])
+        .lines()
+        .all(|l| !l.contains("dockyard:")));
+}
