@@ -23,6 +23,28 @@ pub struct DirSpec<'a> {
     pub tolerated_uid: Option<u32>,
 }
 
+/// Refuse early, before any account is created, what `ensure_dir` would
+/// refuse later: a symlink, a non-directory, a foreign owner.
+pub fn precheck(path: &Path, what: &str, tolerated_uid: Option<u32>) -> Result<()> {
+    let spec = DirSpec {
+        what,
+        uid: 0,
+        gid: 0,
+        mode: 0,
+        tolerated_uid,
+    };
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => bail!("cannot inspect the {what} {}: {e}", path.display()),
+        Ok(m) if m.file_type().is_symlink() => Err(symlink_refused(path, &spec)),
+        Ok(m) if !m.is_dir() => Err(not_a_dir(path, &spec)),
+        Ok(m) if m.uid() != 0 && Some(m.uid()) != tolerated_uid => {
+            Err(foreign_owner(path, &spec, m.uid()))
+        }
+        Ok(_) => Ok(()),
+    }
+}
+
 /// Create `path` (and missing parents, as root 0755) and set owner and mode
 /// of `path` itself. Refuses symlinks, non-directories and foreign owners.
 pub fn ensure_dir(path: &Path, spec: &DirSpec) -> Result<()> {
@@ -44,6 +66,8 @@ pub fn ensure_dir(path: &Path, spec: &DirSpec) -> Result<()> {
             }
         }
         Err(e) => bail!("cannot inspect the {} {}: {e}", spec.what, path.display()),
+        Ok(m) if m.file_type().is_symlink() => return Err(symlink_refused(path, spec)),
+        Ok(m) if !m.is_dir() => return Err(not_a_dir(path, spec)),
         Ok(_) => {}
     }
     // Open without following a symlink, then check and change through the fd
@@ -53,28 +77,24 @@ pub fn ensure_dir(path: &Path, spec: &DirSpec) -> Result<()> {
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => Error::new(format!(
-                "the {} {} is a symlink; Dockyard does not follow symlinks here (a link could point at a system directory). Replace it with a real directory or use the real path",
+            // Swapped for a link or a file since we looked (ELOOP, or ENOTDIR
+            // because O_DIRECTORY is checked first): same refusal.
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) => match fs::symlink_metadata(path) {
+                Ok(m) if m.file_type().is_symlink() => symlink_refused(path, spec),
+                _ => not_a_dir(path, spec),
+            },
+            _ => Error::new(format!(
+                "cannot open the {} {}: {e}",
                 spec.what,
                 path.display()
             )),
-            Some(libc::ENOTDIR) => Error::new(format!(
-                "the {} {} exists but is not a directory; move it away",
-                spec.what,
-                path.display()
-            )),
-            _ => Error::new(format!("cannot open the {} {}: {e}", spec.what, path.display())),
         })?;
     let meta = dir
         .metadata()
         .ctx(|| format!("cannot inspect the {} {}", spec.what, path.display()))?;
     let owner = meta.uid();
     if owner != 0 && owner != spec.uid && Some(owner) != spec.tolerated_uid {
-        bail!(
-            "the {} {} is owned by uid {owner}, which is neither root nor this instance's user; it may belong to something else, so Dockyard will not take it over. Choose another path or chown it to root yourself",
-            spec.what,
-            path.display()
-        );
+        return Err(foreign_owner(path, spec, owner));
     }
     if owner != spec.uid || meta.gid() != spec.gid {
         nix::unistd::fchown(
@@ -89,6 +109,30 @@ pub fn ensure_dir(path: &Path, spec: &DirSpec) -> Result<()> {
             .ctx(|| format!("cannot set mode of the {} {}", spec.what, path.display()))?;
     }
     Ok(())
+}
+
+fn symlink_refused(path: &Path, spec: &DirSpec) -> Error {
+    Error::new(format!(
+        "the {} {} is a symlink; Dockyard does not follow symlinks here (a link could point at a system directory). Replace it with a real directory or use the real path",
+        spec.what,
+        path.display()
+    ))
+}
+
+fn foreign_owner(path: &Path, spec: &DirSpec, owner: u32) -> Error {
+    Error::new(format!(
+        "the {} {} is owned by uid {owner}, which is neither root nor this instance's user; it may belong to something else, so Dockyard will not take it over. Choose another path or chown it to root yourself",
+        spec.what,
+        path.display()
+    ))
+}
+
+fn not_a_dir(path: &Path, spec: &DirSpec) -> Error {
+    Error::new(format!(
+        "the {} {} exists but is not a directory; move it away",
+        spec.what,
+        path.display()
+    ))
 }
 
 /// Replace `path` atomically: write a temp file beside it, fsync, rename,

@@ -74,6 +74,11 @@ fn up(opts: &Opts, instance: &str, root: PathBuf, exec_root: PathBuf) -> Result<
     notify::status(&format!(
         "preparing user {user} and directories of {instance}"
     ));
+    let known_uid = nix::unistd::User::from_name(&user)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw());
+    dirs::precheck(&root, "instance root", known_uid)?;
     let ids = users::ensure(instance, &user, &group, &root)?;
     // root:<group> 0750 so group members can reach docker.sock; nothing in
     // it is owned by the instance user.
