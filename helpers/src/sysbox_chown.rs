@@ -211,8 +211,10 @@ impl Watcher {
         ) {
             Ok(()) => {
                 self.fixed += 1;
+                // Logged, not sent as STATUS=: sd_notify sends block, and a
+                // notify socket nobody drains (its queue holds ~10 datagrams)
+                // would stall the watcher; found by the integration test.
                 log::info!("re-owned {} to {}:{}", path.display(), self.uid, self.gid);
-                notify::status(&self.status());
             }
             Err(Errno::ENOENT) => {}
             Err(e) => log::error!(
