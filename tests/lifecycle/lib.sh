@@ -28,6 +28,8 @@
 : "${LC_UPSTREAM_TTL:=7200}"                # upstream TCP service exits by itself after this
 : "${LC_UPSTREAM_PORT:=8080}"
 : "${LC_VERBOSE:=0}"
+: "${LC_ROOT_FS:=disk}"                     # working copy on disk (ext4, realistic) or tmpfs
+: "${LC_TMPFS_SIZE:=12g}"
 
 # Packages inside the rootfs. Changing this list (or LC_ROOTFS_RECIPE) changes the cache key.
 LC_PACKAGES=(systemd systemd-sysv dbus iptables iproute2 docker.io procps util-linux passwd login tar)
@@ -109,7 +111,16 @@ lc__wait_for() {
     "$@" >/dev/null 2>&1
 }
 
-lc__pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+# Alive = exists and is not a zombie (a reparented, unreaped nspawn must count as gone).
+lc__pid_alive() {
+    [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
+    local st
+    st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ $st != Z ]]
+}
+
+# Current leader PID (LC_PID in a caller may be stale after an lc_reboot in a subshell).
+lc_leader_pid() { lc__state_get leader.pid; }
 
 # ---------------------------------------------------------------------------------------
 # lc_init: work dir, state dir, traps, host packages. Idempotent.
@@ -388,8 +399,20 @@ lc_boot() {
     local t0
     t0=$(lc__now)
     # Plain copy: reflinks where the filesystem has them. An overlay would be instant but
-    # dockerd's overlay2 driver cannot put its upper dirs on an overlayfs root.
-    cp -a --reflink=auto "$LC_ROOTFS" "$LC_ROOT" || { lc_die "copying the rootfs failed"; return 1; }
+    # dockerd's overlay2 driver refuses an overlayfs backing filesystem (it would fall
+    # back to vfs). LC_ROOT_FS=tmpfs copies into a tmpfs instead (faster to make and to
+    # remove; dockerd's overlay2 works on tmpfs) at the cost of realism (sysbox refuses
+    # tmpfs, real hosts use a disk).
+    case $LC_ROOT_FS in
+        disk) mkdir -p "$LC_ROOT" ;;
+        tmpfs)
+            mkdir -p "$LC_ROOT"
+            mount -t tmpfs -o "mode=755,size=$LC_TMPFS_SIZE" dockyard-lc "$LC_ROOT" ||
+                { lc_die "cannot mount a tmpfs on $LC_ROOT"; return 1; }
+            ;;
+        *) lc_die "LC_ROOT_FS must be disk or tmpfs, not '$LC_ROOT_FS'"; return 1 ;;
+    esac
+    cp -a --reflink=auto "$LC_ROOTFS/." "$LC_ROOT/" || { lc_die "copying the rootfs failed"; return 1; }
     LC_COPY_SECONDS=$(lc__elapsed "$t0")
     export LC_COPY_SECONDS
     lc__install_uplink_unit || return 1
@@ -684,11 +707,18 @@ lc_fail() { printf 'lc-fail-reason: %s\n' "$*" >&2; return 1; }
 lc__err_trap() {
     [[ -z ${LC__ERR_SEEN:-} ]] || return 0
     LC__ERR_SEEN=1
-    local i where=""
+    local i where="" test_frame=""
     for ((i = 1; i < ${#FUNCNAME[@]}; i++)); do
         where+=" < ${FUNCNAME[i]}:${BASH_LINENO[i - 1]}"
+        # The first frame that is not the library's is the test's own line.
+        if [[ -z $test_frame && ${FUNCNAME[i]} != lc_* ]]; then
+            local src=${BASH_SOURCE[i]} line=${BASH_LINENO[i - 1]} text
+            text=$(sed -n "${line}p" "$src" 2>/dev/null | sed 's/^[[:space:]]*//')
+            test_frame="${text:-$BASH_COMMAND} (exit $1; ${FUNCNAME[i]} at ${src##*/}:$line)"
+        fi
     done
-    printf 'lc-failed-command: %s (exit %s)%s\n' "$BASH_COMMAND" "$1" "$where" >&2
+    printf 'lc-failed-command: %s\n' "${test_frame:-$BASH_COMMAND (exit $1)}" >&2
+    printf 'lc-failed-stack: %s (exit %s)%s\n' "$BASH_COMMAND" "$1" "$where" >&2
 }
 
 lc_test() {
@@ -721,7 +751,7 @@ lc_test() {
         [[ -n $reason ]] || reason=$(grep -v '^lc-fail' "$out" | tail -n 1)
         printf 'FAIL - %s: %s\n' "$name" "${reason:-exit $rc}"
         { grep -v '^lc-fail' "$out" | tail -n 40 | sed 's/^/#   /'; } || true
-        grep -m1 '^lc-failed-command: ' "$out" | sed 's/^lc-failed-command: /#   at: /' || true
+        grep -m1 '^lc-failed-stack: ' "$out" | sed 's/^lc-failed-stack: /#   at: /' || true
     fi
     ((had_e)) && set -e
     return 0
