@@ -21,8 +21,12 @@ pub const ARTIFACTS_DIR: &str = "/var/lib/dockyard/artifacts";
 /// refuses tmpfs, so it lives on persistent storage.
 pub const SYSBOX_DATA_DIR: &str = "/var/lib/dockyard-sysbox";
 
-/// Helpers called from the generated units.
-pub const LIBEXEC_DIR: &str = "/usr/libexec/dockyard";
+/// Helpers called from the generated units. `make install PREFIX=…` builds
+/// with DOCKYARD_LIBEXEC_DIR set so units point where the helpers went.
+pub const LIBEXEC_DIR: &str = match option_env!("DOCKYARD_LIBEXEC_DIR") {
+    Some(dir) => dir,
+    None => "/usr/libexec/dockyard",
+};
 
 pub fn docker_bin_dir(version: &str) -> String {
     format!("{ARTIFACTS_DIR}/docker/{version}/bin")

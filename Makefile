@@ -1,0 +1,82 @@
+# Dockyard: build, check and install.
+#   make                      build release binaries
+#   make check                everything CI runs (see README "Tests")
+#   make install DESTDIR=… PREFIX=/usr
+#   make bench                generator benchmark (see PERFORMANCE.md)
+
+PREFIX      ?= /usr
+SYSCONFDIR  ?= /etc
+DESTDIR     ?=
+CARGO       ?= cargo
+INSTALL     ?= install
+
+BINDIR        = $(PREFIX)/bin
+LIBEXECDIR    = $(PREFIX)/libexec/dockyard
+GENERATORDIR  = $(PREFIX)/lib/systemd/system-generators
+UNITDIR       = $(PREFIX)/lib/systemd/system
+MANDIR        = $(PREFIX)/share/man
+DOCDIR        = $(PREFIX)/share/doc/dockyard
+DATADIR       = $(PREFIX)/share/dockyard
+
+RELEASE       = target/release
+HELPER_NAMES  = dockyard-network dockyard-prepare dockyard-sysbox-chown
+MAN5          = man/dockyard.conf.5
+MAN8          = man/dockyard-generator.8
+
+# Generated units call the helpers by absolute path: build with the
+# directory they are installed to.
+export DOCKYARD_LIBEXEC_DIR = $(LIBEXECDIR)
+
+.PHONY: all build check test lint man-check verify-units install uninstall bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked --workspace
+
+test:
+	$(CARGO) test --locked --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+man-check:
+	@for page in $(MAN5) $(MAN8); do \
+		out=$$(LC_ALL=C.UTF-8 groff -man -ww -z $$page 2>&1); \
+		if [ -n "$$out" ]; then echo "$$page: $$out"; exit 1; fi; \
+		echo "$$page: renders without warnings"; \
+	done
+
+verify-units: build
+	tests/generator/verify-units.sh
+
+check: lint test man-check verify-units
+
+install: build
+	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples/dy1.conf.d \
+		$(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/dockyard/instances.d
+	$(INSTALL) -m 0755 $(RELEASE)/dockyard-generator $(DESTDIR)$(GENERATORDIR)/dockyard-generator
+	$(INSTALL) -m 0755 $(RELEASE)/dockyard-helper $(DESTDIR)$(LIBEXECDIR)/dockyard-helper
+	for name in $(HELPER_NAMES); do ln -sf dockyard-helper $(DESTDIR)$(LIBEXECDIR)/$$name; done
+	$(INSTALL) -m 0644 units/dockyard.slice $(DESTDIR)$(UNITDIR)/dockyard.slice
+	$(INSTALL) -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
+	$(INSTALL) -m 0644 conf/examples/*.conf $(DESTDIR)$(DOCDIR)/examples/
+	$(INSTALL) -m 0644 conf/examples/dy1.conf.d/*.conf $(DESTDIR)$(DOCDIR)/examples/dy1.conf.d/
+	$(INSTALL) -m 0644 conf/artifacts.toml $(DESTDIR)$(DATADIR)/artifacts.toml
+	$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+
+uninstall:
+	rm -f $(DESTDIR)$(GENERATORDIR)/dockyard-generator $(DESTDIR)$(UNITDIR)/dockyard.slice
+	rm -f $(DESTDIR)$(LIBEXECDIR)/dockyard-helper $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(HELPER_NAMES))
+	rm -f $(DESTDIR)$(MANDIR)/man5/dockyard.conf.5 $(DESTDIR)$(MANDIR)/man8/dockyard-generator.8
+	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)
+	-rmdir $(DESTDIR)$(LIBEXECDIR)
+
+bench: build
+	$(CARGO) bench --locked -p dockyard-generator --bench generator
+
+clean:
+	$(CARGO) clean
