@@ -134,6 +134,7 @@ lc_init() {
     mkdir -p "$LC_WORK/state" "$LC_WORK/logs"
     LC_OWNER_PID=$BASHPID
     LC_T0=$(lc__now)
+    export LC_T0 LC_OWNER_PID
     trap 'lc_cleanup' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
@@ -340,12 +341,14 @@ PY
         "$LC_UP_ADDR" "$LC_UPSTREAM_PORT" "$log" "$LC_UPSTREAM_TTL" \
         </dev/null >>"$LC_WORK/logs/upstream-tcp.stderr" 2>&1 &
     lc__state_set tcp.pid $!
-    lc__wait_for 10 ip netns exec "$LC_NETNS" ss -Htln "sport = :$LC_UPSTREAM_PORT" \| grep -q . ||
-        true
-    if ! ip netns exec "$LC_NETNS" ss -Htln | grep -q "$LC_UP_ADDR:$LC_UPSTREAM_PORT"; then
+    if ! lc__wait_for 10 lc__tcp_listening; then
         lc_die "upstream TCP service is not listening: $(cat "$LC_WORK/logs/upstream-tcp.stderr")"
         return 1
     fi
+}
+
+lc__tcp_listening() {
+    ip netns exec "$LC_NETNS" ss -Htln | grep -qF "$LC_UP_ADDR:$LC_UPSTREAM_PORT"
 }
 
 # Peers logged by the upstream TCP service (one "<time> <addr> <port>" line each).
@@ -399,8 +402,8 @@ lc_boot() {
     local t0
     t0=$(lc__now)
     # Plain copy: reflinks where the filesystem has them. An overlay would be instant but
-    # dockerd's overlay2 driver refuses an overlayfs backing filesystem (it would fall
-    # back to vfs). LC_ROOT_FS=tmpfs copies into a tmpfs instead (faster to make and to
+    # dockerd's overlay2 cannot mount on an overlayfs root (measured: it falls back to
+    # vfs). LC_ROOT_FS=tmpfs copies into a tmpfs instead (faster to make and to
     # remove; dockerd's overlay2 works on tmpfs) at the cost of realism (sysbox refuses
     # tmpfs, real hosts use a disk).
     case $LC_ROOT_FS in
@@ -564,10 +567,12 @@ lc_copy_in() {
     local src=${1:?lc_copy_in SRC DST} dst=${2:?lc_copy_in SRC DST}
     [[ $dst == /* ]] || { lc_die "lc_copy_in: DST must be absolute: $dst"; return 1; }
     if [[ -d $src ]]; then
+        # shellcheck disable=SC2016  # expanded by the inner sh
         tar -C "$src" -cf - . | lc_exec sh -c 'mkdir -p "$1" && tar -C "$1" -xpf -' sh "$dst"
     elif [[ -f $src ]]; then
         local mode
         mode=$(stat -c %a "$src")
+        # shellcheck disable=SC2016  # expanded by the inner sh
         lc_exec sh -c 'mkdir -p "$(dirname "$1")" && cat >"$1" && chmod "$2" "$1"' sh "$dst" "$mode" <"$src"
     else
         lc_die "lc_copy_in: no such file or directory: $src"
@@ -629,10 +634,9 @@ lc_image() {
 }
 
 lc__busybox_tar() {
-    local bb=/bin/busybox key out
-    [[ -x $bb ]] && file -L "$bb" 2>/dev/null | grep -q 'statically linked' ||
-        bb=$(dpkg -L busybox-static 2>/dev/null | grep -m1 '/busybox$') || true
-    [[ -n $bb && -x $bb ]] || { lc_die "busybox-static binary not found"; return 1; }
+    local bb key out
+    bb=$(dpkg -L busybox-static 2>/dev/null | grep -m1 '/busybox$') || true
+    [[ -n $bb && -x $bb ]] || { lc_die "busybox-static binary not found (apt-get install busybox-static)"; return 1; }
     key=$(sha256sum "$bb" | cut -c1-16)
     out="$LC_CACHE/busybox-$key.tar"
     if [[ ! -s $out ]]; then
@@ -679,6 +683,7 @@ lc_cleanup() {
         # Anything still inside the upstream namespace is ours; end it by PID.
         local pids
         pids=$(ip netns pids "$ns" 2>/dev/null)
+        # shellcheck disable=SC2086  # one PID per word
         [[ -n $pids ]] && kill -KILL $pids 2>/dev/null
         ip netns del "$ns" 2>/dev/null
     fi

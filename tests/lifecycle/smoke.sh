@@ -7,7 +7,7 @@
 # Env: LC_VERBOSE=1 prints every test's output; LC_KEEP_WORK=1 keeps the working copy.
 set -euo pipefail
 LC_SMOKE_T0=$(date +%s.%N)
-# shellcheck source=tests/lifecycle/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 
 SOCK=/dt/docker.sock
