@@ -253,3 +253,85 @@ fn up_refuses_a_non_bridge_and_bad_arguments() {
         .lines()
         .all(|l| !l.contains("dockyard:")));
 }
+
+#[test]
+fn concurrent_instances_each_get_exactly_their_rules() {
+    if !require_root("concurrent_instances_each_get_exactly_their_rules") {
+        return;
+    }
+    let ns = NetNs::new();
+    // Six units starting at once, as at boot: no lost or doubled rules.
+    let handles: Vec<_> = (1..=6u8)
+        .map(|i| {
+            let a = args(
+                "up",
+                &format!("dy{i}"),
+                i,
+                &format!("172.{}.0.0/16", 30 + i),
+            );
+            let name = ns.name.clone();
+            std::thread::spawn(move || {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", &name])
+                    .arg(common::helper())
+                    .arg("network")
+                    .args(&a);
+                common::run(&mut c)
+            })
+        })
+        .collect();
+    for h in handles {
+        let r = h.join().unwrap();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let save = ns.ok(&["iptables-save"]);
+    for i in 1..=6 {
+        assert_eq!(tagged(&save, &format!("dy{i}")).len(), 9, "dy{i}:\n{save}");
+    }
+}
+
+#[test]
+fn legacy_iptables_backend_is_idempotent_too() {
+    if !require_root("legacy_iptables_backend_is_idempotent_too") {
+        return;
+    }
+    let (save, restore) = (
+        "/usr/sbin/iptables-legacy-save",
+        "/usr/sbin/iptables-legacy-restore",
+    );
+    if !std::path::Path::new(save).exists() {
+        eprintln!("SKIPPED legacy_iptables_backend_is_idempotent_too: {save} not installed");
+        return;
+    }
+    // Put the legacy tools first on PATH under their plain names, the way a
+    // host whose alternatives point at iptables-legacy looks to the helper.
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(save, bin.path().join("iptables-save")).unwrap();
+    std::os::unix::fs::symlink(restore, bin.path().join("iptables-restore")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let ns = NetNs::new();
+    let go = |action: &str| {
+        let mut c = ns.cmd(common::helper());
+        c.arg("network")
+            .args(args(action, "dy1", 147, "172.23.0.0/16"))
+            .env("PATH", &path);
+        common::run(&mut c)
+    };
+    assert_eq!(go("up").code, 0);
+    let r = go("up");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("was already complete"), "{}", r.stderr);
+    let saved = ns.ok(&["iptables-legacy-save"]);
+    assert_eq!(
+        saved.lines().filter(|l| l.contains("dockyard:dy1")).count(),
+        9,
+        "{saved}"
+    );
+    assert_eq!(go("down").code, 0);
+    let saved = ns.ok(&["iptables-legacy-save"]);
+    assert!(!saved.contains("dockyard:dy1"), "{saved}");
+}
