@@ -367,7 +367,12 @@ lc__veth_up() {
     ip -n "$LC_NETNS" link set "$LC_VETH_UP" master upbr up
     local idx
     idx=$(cat "/sys/class/net/$LC_VETH_CT/ifindex")
-    mkdir -p /run/udev/data
+    if [[ ! -d /run/udev/data ]]; then
+        # Remember what we created so lc_cleanup can remove it again.
+        [[ -d /run/udev ]] || lc__state_set udev.created-run-udev 1
+        lc__state_set udev.created-data 1
+        mkdir -p /run/udev/data
+    fi
     printf 'I:%s\n' "$(($(date +%s%N) / 1000))" >"/run/udev/data/n$idx"
     lc__state_set udev.idx "$idx"
 }
@@ -452,6 +457,11 @@ UNIT
     mkdir -p "$r/etc/systemd/system/multi-user.target.wants" "$r/etc/systemd/system/network-online.target.wants"
     ln -sfn ../dockyard-test-uplink.service "$r/etc/systemd/system/multi-user.target.wants/dockyard-test-uplink.service"
     ln -sfn ../dockyard-test-uplink.service "$r/etc/systemd/system/network-online.target.wants/dockyard-test-uplink.service"
+    # Nothing inside should try to reach the outside on its own.
+    local t
+    for t in apt-daily.timer apt-daily-upgrade.timer; do
+        ln -sfn /dev/null "$r/etc/systemd/system/$t"
+    done
 }
 
 # Start nspawn in the background on $LC_ROOT and wait for running/degraded.
@@ -468,6 +478,7 @@ lc__start_container() {
         -D "$LC_ROOT" -M dockyard-test -b \
         --network-interface="$LC_VETH_CT" \
         --capability=all --resolv-conf=off --timezone=off --link-journal=no \
+        --setenv=SYSTEMD_COLORS=0 \
         </dev/null >>"$log" 2>&1 &
     local npid=$!
     lc__state_set nspawn.pid "$npid"
@@ -691,6 +702,10 @@ lc_cleanup() {
         ip link del "$veth" 2>/dev/null
     fi
     lc__udev_marker_rm
+    if lc__state_get udev.created-data >/dev/null 2>&1; then
+        rmdir /run/udev/data 2>/dev/null
+        lc__state_get udev.created-run-udev >/dev/null 2>&1 && rmdir /run/udev 2>/dev/null
+    fi
     if [[ -n ${LC_KEEP_WORK:-} ]]; then
         lc_log "LC_KEEP_WORK set: leaving $LC_WORK"
     elif [[ $LC_WORK == "$LC_WORK_BASE"/dockyard-lc.?????? ]]; then
@@ -728,7 +743,13 @@ lc__err_trap() {
 
 lc_test() {
     local name=${1:?lc_test NAME FUNC}; shift
-    local out="$LC_WORK/logs/test.$((LC_PASSED + LC_FAILED + 1)).out" rc t0 had_e=0
+    local out rc t0 had_e=0 tmp_out=""
+    if [[ -n ${LC_WORK:-} && -d $LC_WORK/logs ]]; then
+        out="$LC_WORK/logs/test.$((LC_PASSED + LC_FAILED + 1)).out"
+    else
+        # After lc_cleanup (e.g. a residue check): a throw-away file.
+        out=$(mktemp /tmp/dockyard-lc-test.XXXXXX) tmp_out=$out
+    fi
     [[ $- == *e* ]] && had_e=1
     t0=$(lc__now)
     set +e
@@ -758,6 +779,7 @@ lc_test() {
         { grep -v '^lc-fail' "$out" | tail -n 40 | sed 's/^/#   /'; } || true
         grep -m1 '^lc-failed-stack: ' "$out" | sed 's/^lc-failed-stack: /#   at: /' || true
     fi
+    [[ -z $tmp_out ]] || rm -f "$tmp_out"
     ((had_e)) && set -e
     return 0
 }

@@ -207,7 +207,27 @@ lc_test "containers run with --cgroup-parent dockyard-dt.slice" t_cgroup_parent
 lc_test "instance stops cleanly" t_stop
 lc_test "reboot: systemd running again" t_reboot
 
+# Teardown now (the EXIT trap would do it too) and prove it leaves nothing behind.
+R_NETNS=$LC_NETNS R_VETH=$LC_VETH_CT R_WORK=$LC_WORK
+R_PIDS="$(lc__state_get nspawn.pid || true) $(lc_leader_pid || true) $(lc__state_get dnsmasq.pid || true) $(lc__state_get tcp.pid || true)"
+R_UDEV=$(lc__state_get udev.idx || true)
+R_REBOOT=$(lc__state_get reboot.seconds || echo '?')
+LC_TOTAL_SECONDS=$(lc__elapsed "$LC_SMOKE_T0")
+lc_cleanup
+t_no_residue() {
+    if ip netns list | grep -qw "$R_NETNS"; then lc_fail "netns $R_NETNS left"; fi
+    if ip link show "$R_VETH" >/dev/null 2>&1; then lc_fail "veth $R_VETH left"; fi
+    if [[ -e $R_WORK ]]; then lc_fail "work dir $R_WORK left"; fi
+    if grep -qF "$R_WORK" /proc/self/mountinfo; then lc_fail "mounts below $R_WORK left"; fi
+    if [[ -e /run/udev/data/n$R_UDEV ]]; then lc_fail "udev marker n$R_UDEV left"; fi
+    local p
+    for p in $R_PIDS; do
+        if lc__pid_alive "$p"; then lc_fail "process $p left: $(tr '\0' ' ' <"/proc/$p/cmdline")"; fi
+    done
+}
+lc_test "teardown leaves no netns, veth, mounts, processes or files" t_no_residue
+
 lc_log "timings: rootfs ${LC_ROOTFS_SECONDS}s (built=$LC_ROOTFS_BUILT), working copy ${LC_COPY_SECONDS}s," \
-    "boot ${LC_BOOT_SECONDS}s, reboot $(lc__state_get reboot.seconds 2>/dev/null || echo '?')s," \
-    "total $(lc__elapsed "$LC_SMOKE_T0")s"
+    "boot ${LC_BOOT_SECONDS}s, reboot ${R_REBOOT}s," \
+    "total ${LC_TOTAL_SECONDS}s before teardown, $(lc__elapsed "$LC_SMOKE_T0")s with it"
 lc_summary
