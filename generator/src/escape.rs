@@ -12,33 +12,60 @@ pub fn specifiers(value: &str) -> String {
 /// double-quoted with C-style escapes when it contains anything the
 /// command-line splitter would treat specially.
 pub fn exec_arg(value: &str) -> String {
-    let escaped = specifiers(value).replace('$', "$$");
-    let needs_quotes = escaped.is_empty()
-        || escaped
+    let mut out = String::with_capacity(value.len() + 2);
+    push_exec_arg(&mut out, value);
+    out
+}
+
+/// Appends one escaped argument to `out`. The generator renders thousands
+/// of arguments per run, so the common case (nothing to escape) is a plain
+/// copy without allocation.
+pub fn push_exec_arg(out: &mut String, value: &str) {
+    let plain = !value.is_empty()
+        && value.bytes().all(|b| {
+            b.is_ascii_graphic() && !matches!(b, b'%' | b'$' | b'"' | b'\'' | b'\\' | b';')
+        });
+    if plain {
+        out.push_str(value);
+        return;
+    }
+    let needs_quotes = value.is_empty()
+        || value
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\' | ';'));
-    if !needs_quotes {
-        return escaped;
+    if needs_quotes {
+        out.push('"');
     }
-    let mut out = String::with_capacity(escaped.len() + 2);
-    out.push('"');
-    for c in escaped.chars() {
+    for c in value.chars() {
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            '%' => out.push_str("%%"),
+            '$' => out.push_str("$$"),
+            '"' if needs_quotes => out.push_str("\\\""),
+            '\\' if needs_quotes => out.push_str("\\\\"),
+            '\n' if needs_quotes => out.push_str("\\n"),
+            '\t' if needs_quotes => out.push_str("\\t"),
+            c if c.is_control() => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
             c => out.push(c),
         }
     }
-    out.push('"');
-    out
+    if needs_quotes {
+        out.push('"');
+    }
 }
 
 /// A whole command line from already-split arguments.
 pub fn exec_line(args: &[String]) -> String {
-    args.iter().map(|a| exec_arg(a)).collect::<Vec<_>>().join(" ")
+    let mut out = String::new();
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        push_exec_arg(&mut out, arg);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -48,7 +75,10 @@ mod tests {
     #[test]
     fn plain_values_pass_through() {
         assert_eq!(exec_arg("/dy1/docker"), "/dy1/docker");
-        assert_eq!(exec_arg("base=172.23.0.0/16,size=24"), "base=172.23.0.0/16,size=24");
+        assert_eq!(
+            exec_arg("base=172.23.0.0/16,size=24"),
+            "base=172.23.0.0/16,size=24"
+        );
     }
 
     #[test]

@@ -50,7 +50,8 @@ impl Logger {
             .and_then(|v| parse_level(&v))
             .unwrap_or(Level::Info as u8);
         let target = std::env::var("SYSTEMD_LOG_TARGET").unwrap_or_default();
-        let wants_console = force_stderr || matches!(target.as_str(), "console" | "console-prefixed");
+        let wants_console =
+            force_stderr || matches!(target.as_str(), "console" | "console-prefixed");
         let sink = if wants_console {
             Sink::Stderr
         } else {
@@ -79,7 +80,10 @@ impl Logger {
             Sink::Kmsg(file) => {
                 // One write per record: the kernel treats each write as one
                 // line. Errors are ignored: there is nowhere else to report.
-                let line = format!("<{}>dockyard-generator[{}]: {}\n", level as u8, self.pid, message);
+                let line = format!(
+                    "<{}>dockyard-generator[{}]: {}\n",
+                    level as u8, self.pid, message
+                );
                 let _ = (&*file).write_all(line.as_bytes());
             }
             Sink::Stderr => {

@@ -72,7 +72,11 @@ fn main() -> ExitCode {
         logger.log(Level::Debug, "running in the initrd; nothing to generate");
         return ExitCode::SUCCESS;
     }
-    let normal_dir = if dry_run { None } else { dirs.first().map(PathBuf::as_path) };
+    let normal_dir = if dry_run {
+        None
+    } else {
+        dirs.first().map(PathBuf::as_path)
+    };
     let status = run(&Settings::from_env(), normal_dir, &logger);
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }

@@ -10,7 +10,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 fn temp_name(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!(".{name}.{}.tmp", std::process::id()))
+    // The pid keeps two concurrent runs on one directory from sharing a
+    // temporary name; read once, it costs a syscall per call otherwise.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    dir.join(format!(".{name}.{}.tmp", PID.get_or_init(std::process::id)))
 }
 
 fn with_context(e: io::Error, what: &Path) -> io::Error {
@@ -32,7 +35,8 @@ pub fn write_file(dir: &Path, name: &str, content: &str) -> io::Result<()> {
 pub fn write_symlink(dir: &Path, name: &str, points_to: &str) -> io::Result<()> {
     let tmp = temp_name(dir, name);
     let target = dir.join(name);
-    let result = std::os::unix::fs::symlink(points_to, &tmp).and_then(|()| std::fs::rename(&tmp, &target));
+    let result =
+        std::os::unix::fs::symlink(points_to, &tmp).and_then(|()| std::fs::rename(&tmp, &target));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -42,27 +46,29 @@ pub fn write_symlink(dir: &Path, name: &str, points_to: &str) -> io::Result<()> 
 /// Writes all units and `*.wants/` links into `dir`. Returns one error per
 /// file that could not be written; the others are still written.
 pub fn write_tree(dir: &Path, output: &Output) -> Vec<io::Error> {
-    let mut errors = Vec::new();
-    for unit in &output.units {
-        if let Err(e) = write_file(dir, &unit.name, &unit.content) {
-            errors.push(e);
+    let mut errors: Vec<io::Error> = dockyard_model::parallel::par_map(&output.units, |unit| {
+        write_file(dir, &unit.name, &unit.content)
+    })
+    .into_iter()
+    .filter_map(Result::err)
+    .collect();
+    let mut targets: Vec<&str> = output.wants.iter().map(|(t, _)| t.as_str()).collect();
+    targets.dedup();
+    for target in targets {
+        let wants_dir = dir.join(format!("{target}.wants"));
+        if let Err(e) = std::fs::create_dir_all(&wants_dir) {
+            errors.push(with_context(e, &wants_dir));
         }
     }
-    let mut made_dirs: Vec<String> = Vec::new();
-    for (target, unit) in &output.wants {
-        let wants = format!("{target}.wants");
-        let wants_dir = dir.join(&wants);
-        if !made_dirs.contains(&wants) {
-            if let Err(e) = std::fs::create_dir_all(&wants_dir) {
-                errors.push(with_context(e, &wants_dir));
-                continue;
-            }
-            made_dirs.push(wants);
-        }
-        if let Err(e) = write_symlink(&wants_dir, unit, &format!("../{unit}")) {
-            errors.push(e);
-        }
-    }
+    let links: Vec<io::Result<()>> =
+        dockyard_model::parallel::par_map(&output.wants, |(target, unit)| {
+            write_symlink(
+                &dir.join(format!("{target}.wants")),
+                unit,
+                &format!("../{unit}"),
+            )
+        });
+    errors.extend(links.into_iter().filter_map(Result::err));
     errors
 }
 

@@ -63,7 +63,10 @@ pub fn generate(settings: &Settings) -> Generated {
             Ok(loaded.manifest.defaults.sysbox.clone()),
         ),
         Err(d) => {
-            let why = format!("the artifacts manifest {} is unusable (see the error above)", d.path.display());
+            let why = format!(
+                "the artifacts manifest {} is unusable (see the error above)",
+                d.path.display()
+            );
             diagnostics.push(d);
             (
                 VersionDefaults {
@@ -122,7 +125,8 @@ pub fn log_diagnostics(logger: &Logger, diagnostics: &[Diagnostic]) {
 pub fn run(settings: &Settings, normal_dir: Option<&Path>, logger: &Logger) -> i32 {
     let generated = generate(settings);
     log_diagnostics(logger, &generated.diagnostics);
-    let mut failed = generated.skipped > 0 || generated.diagnostics.iter().any(Diagnostic::is_error);
+    let mut failed =
+        generated.skipped > 0 || generated.diagnostics.iter().any(Diagnostic::is_error);
 
     match normal_dir {
         Some(dir) => {
@@ -146,7 +150,11 @@ pub fn run(settings: &Settings, normal_dir: Option<&Path>, logger: &Logger) -> i
         .iter()
         .filter(|u| u.name.ends_with("_docker.service"))
         .count();
-    let level = if generated.skipped > 0 { Level::Notice } else { Level::Debug };
+    let level = if generated.skipped > 0 {
+        Level::Notice
+    } else {
+        Level::Debug
+    };
     logger.log(
         level,
         &format!(

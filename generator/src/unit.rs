@@ -1,10 +1,9 @@
 //! Rendering units from validated instances. Pure functions: text in, text
 //! out, so golden tests pin every byte.
 
-use crate::escape::{exec_line, specifiers};
+use crate::escape::{push_exec_arg, specifiers};
 use dockyard_model::paths;
 use dockyard_model::Instance;
-use std::fmt::Write as _;
 
 pub const SYSBOX_MGR_UNIT: &str = "dockyard-sysbox-mgr.service";
 pub const SYSBOX_FS_UNIT: &str = "dockyard-sysbox-fs.service";
@@ -33,15 +32,15 @@ pub struct Output {
 }
 
 pub fn render(instances: &[Instance], sysbox_version: &str) -> Output {
-    let mut out = Output::default();
-    for inst in instances {
-        out.units.push(UnitFile {
+    let mut out = Output {
+        units: dockyard_model::parallel::par_map(instances, |inst| UnitFile {
             name: inst.name.unit(),
             content: instance_unit(inst, sysbox_version),
-        });
-        if inst.autostart {
-            out.wants.push((WANTED_BY.to_string(), inst.name.unit()));
-        }
+        }),
+        wants: Vec::new(),
+    };
+    for inst in instances.iter().filter(|i| i.autostart) {
+        out.wants.push((WANTED_BY.to_string(), inst.name.unit()));
     }
     if instances.iter().any(Instance::uses_sysbox) {
         out.units.extend(sysbox_units(sysbox_version));
@@ -50,107 +49,150 @@ pub fn render(instances: &[Instance], sysbox_version: &str) -> Output {
     out
 }
 
-fn strings(args: &[&str]) -> Vec<String> {
+/// Every string an instance's unit needs, computed once: the same values
+/// appear in several command lines (start and stop must match), and
+/// formatting addresses is the costliest part of rendering 1000 units.
+pub struct Values<'a> {
+    pub inst: &'a Instance,
+    pub name: &'a str,
+    pub account: String,
+    pub bridge_if: String,
+    pub bridge_cidr: String,
+    pub fixed: String,
+    pub pool: String,
+    pub exec_root: String,
+    pub config_file: String,
+    pub bin_dir: String,
+}
+
+impl<'a> Values<'a> {
+    pub fn new(inst: &'a Instance) -> Self {
+        let exec_root = inst.name.exec_root();
+        Values {
+            inst,
+            name: inst.name.as_str(),
+            account: inst.name.account(),
+            bridge_if: inst.name.bridge(),
+            bridge_cidr: inst.bridge.to_string(),
+            fixed: inst.fixed.to_string(),
+            pool: inst.pool.to_string(),
+            config_file: inst.config_file(),
+            exec_root,
+            bin_dir: paths::docker_bin_dir(&inst.docker_version),
+        }
+    }
+}
+
+fn owned(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
 /// The helper command lines (the contract with helpers/), shared by the
 /// start and stop paths so both always carry the same values.
-pub fn network_args(inst: &Instance, action: &str) -> Vec<String> {
-    vec![
-        paths::helper("dockyard-network"),
-        action.to_string(),
-        "--instance".into(),
-        inst.name.to_string(),
-        "--bridge".into(),
-        inst.name.bridge(),
-        "--bridge-cidr".into(),
-        inst.bridge.to_string(),
-        "--fixed-cidr".into(),
-        inst.fixed.to_string(),
-        "--pool".into(),
-        inst.pool.to_string(),
-    ]
+pub fn network_args(v: &Values<'_>, action: &str) -> Vec<String> {
+    let helper = paths::helper("dockyard-network");
+    owned(&[
+        &helper,
+        action,
+        "--instance",
+        v.name,
+        "--bridge",
+        &v.bridge_if,
+        "--bridge-cidr",
+        &v.bridge_cidr,
+        "--fixed-cidr",
+        &v.fixed,
+        "--pool",
+        &v.pool,
+    ])
 }
 
-pub fn prepare_up_args(inst: &Instance) -> Vec<String> {
-    let account = inst.name.account();
-    let mut args = vec![
-        paths::helper("dockyard-prepare"),
-        "up".into(),
-        "--instance".into(),
-        inst.name.to_string(),
-        "--user".into(),
-        account.clone(),
-        "--group".into(),
-        account,
-        "--root".into(),
-        inst.root.clone(),
-        "--exec-root".into(),
-        inst.name.exec_root(),
-        "--config-file".into(),
-        inst.config_file(),
-    ];
-    for opt in &inst.daemon_options {
+pub fn prepare_up_args(v: &Values<'_>) -> Vec<String> {
+    let helper = paths::helper("dockyard-prepare");
+    let mut args = owned(&[
+        &helper,
+        "up",
+        "--instance",
+        v.name,
+        "--user",
+        &v.account,
+        "--group",
+        &v.account,
+        "--root",
+        &v.inst.root,
+        "--exec-root",
+        &v.exec_root,
+        "--config-file",
+        &v.config_file,
+    ]);
+    for opt in &v.inst.daemon_options {
         args.push("--daemon-option".into());
-        args.push(format!("{}={}", opt.key, opt.json));
+        let mut kv = String::with_capacity(opt.key.len() + opt.json.len() + 1);
+        kv.push_str(&opt.key);
+        kv.push('=');
+        kv.push_str(&opt.json);
+        args.push(kv);
     }
     args
 }
 
-pub fn prepare_down_args(inst: &Instance) -> Vec<String> {
-    vec![
-        paths::helper("dockyard-prepare"),
-        "down".into(),
-        "--instance".into(),
-        inst.name.to_string(),
-        "--root".into(),
-        inst.root.clone(),
-        "--exec-root".into(),
-        inst.name.exec_root(),
-    ]
+pub fn prepare_down_args(v: &Values<'_>) -> Vec<String> {
+    let helper = paths::helper("dockyard-prepare");
+    owned(&[
+        &helper,
+        "down",
+        "--instance",
+        v.name,
+        "--root",
+        &v.inst.root,
+        "--exec-root",
+        &v.exec_root,
+    ])
 }
 
 /// dockerd's command line: every per-instance path and network, so that no
 /// two instances share anything and none reads /etc/docker/daemon.json.
-pub fn dockerd_args(inst: &Instance, sysbox_version: &str) -> Vec<String> {
-    let name = &inst.name;
-    let mut args = vec![
-        format!("{}/dockerd", paths::docker_bin_dir(&inst.docker_version)),
-        "--config-file".into(),
-        inst.config_file(),
-        "--data-root".into(),
-        inst.data_root(),
-        "--exec-root".into(),
-        name.exec_root(),
-        "--pidfile".into(),
-        inst.pidfile(),
-        "--host".into(),
-        format!("unix://{}", inst.socket()),
-        "--group".into(),
-        name.account(),
-        "--bridge".into(),
-        name.bridge(),
-        "--fixed-cidr".into(),
-        inst.fixed.to_string(),
-        "--default-address-pool".into(),
-        format!("base={},size={}", inst.pool, inst.pool_size),
+pub fn dockerd_args(v: &Values<'_>, sysbox_version: &str) -> Vec<String> {
+    let inst = v.inst;
+    let mut args = owned(&[
+        &format!("{}/dockerd", v.bin_dir),
+        "--config-file",
+        &v.config_file,
+        "--data-root",
+        &inst.data_root(),
+        "--exec-root",
+        &v.exec_root,
+        "--pidfile",
+        &inst.pidfile(),
+        "--host",
+        &format!("unix://{}", inst.socket()),
+        "--group",
+        &v.account,
+        "--bridge",
+        &v.bridge_if,
+        "--fixed-cidr",
+        &v.fixed,
+        "--default-address-pool",
+        &format!("base={},size={}", v.pool, inst.pool_size),
         // Dockyard owns the firewall: with iptables on, every dockerd would
         // flush the host-global DOCKER chains of the others.
-        "--iptables=false".into(),
-        "--ip6tables=false".into(),
-        "--ip-masq=false".into(),
-        "--containerd-namespace".into(),
-        name.to_string(),
-        "--containerd-plugins-namespace".into(),
-        format!("{name}-plugins"),
-        "--cgroup-parent".into(),
-        name.container_slice(),
-    ];
+        "--iptables=false",
+        "--ip6tables=false",
+        "--ip-masq=false",
+        "--containerd-namespace",
+        v.name,
+        "--containerd-plugins-namespace",
+        &format!("{}-plugins", v.name),
+        "--cgroup-parent",
+        &inst.name.container_slice(),
+    ]);
     if inst.uses_sysbox() {
-        args.extend(strings(&[
+        args.extend(owned(&[
             "--add-runtime",
-            &format!("sysbox-runc={}/sysbox-runc", paths::sysbox_bin_dir(sysbox_version)),
+            &format!(
+                "sysbox-runc={}/sysbox-runc",
+                paths::sysbox_bin_dir(sysbox_version)
+            ),
             "--default-runtime",
             "sysbox-runc",
         ]));
@@ -159,61 +201,81 @@ pub fn dockerd_args(inst: &Instance, sysbox_version: &str) -> Vec<String> {
 }
 
 /// Renders a long command line with one option per continuation line; the
-/// program and its positional arguments (the helper's action) stay first.
+/// program and its positional arguments (the helper's action) stay first,
+/// and an option stays on one line with its value.
 fn exec_directive(out: &mut String, directive: &str, args: &[String]) {
-    let _ = write!(out, "{directive}=");
-    let mut iter = args.iter().peekable();
-    let mut line: Vec<String> = Vec::new();
-    while let Some(arg) = iter.next_if(|a| line.is_empty() || !a.starts_with("--")) {
-        line.push(arg.clone());
-    }
-    out.push_str(&exec_line(&line));
-    while let Some(arg) = iter.next() {
-        let mut group = vec![arg.clone()];
-        // Keep an option and its value on one line.
-        if !arg.contains('=') {
-            if let Some(value) = iter.next_if(|v| !v.starts_with("--")) {
-                group.push(value.clone());
+    out.push_str(directive);
+    out.push('=');
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            let starts_line = arg.starts_with("--");
+            let after_option =
+                !starts_line && args[i - 1].starts_with("--") && !args[i - 1].contains('=');
+            if starts_line && !after_option {
+                out.push_str(" \\\n\t");
+            } else {
+                out.push(' ');
             }
         }
-        out.push_str(" \\\n\t");
-        out.push_str(&exec_line(&group));
+        push_exec_arg(out, arg);
+    }
+    out.push('\n');
+}
+
+/// Appends `key=value\n` with specifiers escaped in the value.
+fn line(out: &mut String, key: &str, value: &str) {
+    out.push_str(key);
+    out.push('=');
+    if value.contains('%') {
+        out.push_str(&specifiers(value));
+    } else {
+        out.push_str(value);
     }
     out.push('\n');
 }
 
 fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
-    let bin = paths::docker_bin_dir(&inst.docker_version);
+    let v = Values::new(inst);
     let mut u = String::with_capacity(4096);
-    let _ = writeln!(
-        u,
-        "# Automatically generated by dockyard-generator from {}",
-        inst.conf.display()
-    );
+    u.push_str("# Automatically generated by dockyard-generator from ");
+    u.push_str(&inst.conf.to_string_lossy());
+    u.push('\n');
     for dropin in &inst.dropins {
-        let _ = writeln!(u, "# and its drop-in {}", dropin.display());
+        u.push_str("# and its drop-in ");
+        u.push_str(&dropin.to_string_lossy());
+        u.push('\n');
     }
     u.push_str("# Do not edit: change the conf (see dockyard.conf(5)) and run `systemctl daemon-reload`.\n\n");
 
     u.push_str("[Unit]\n");
-    let _ = writeln!(u, "Description=Dockyard Docker instance {}", inst.name);
+    line(
+        &mut u,
+        "Description",
+        &format!("Dockyard Docker instance {}", v.name),
+    );
     u.push_str("Documentation=man:dockyard.conf(5) man:dockyard-generator(8)\n");
-    let _ = writeln!(u, "SourcePath={}", specifiers(&inst.conf.to_string_lossy()));
+    line(&mut u, "SourcePath", &inst.conf.to_string_lossy());
     u.push_str("Wants=network-online.target\n");
     u.push_str("After=network-online.target nss-lookup.target firewalld.service time-set.target\n");
     if inst.uses_sysbox() {
-        let _ = writeln!(u, "Requires={SYSBOX_MGR_UNIT} {SYSBOX_FS_UNIT}");
-        let _ = writeln!(u, "Wants={SYSBOX_CHOWN_UNIT}");
-        let _ = writeln!(u, "After={SYSBOX_MGR_UNIT} {SYSBOX_FS_UNIT} {SYSBOX_CHOWN_UNIT}");
+        u.push_str(concat!(
+            "Requires=dockyard-sysbox-mgr.service dockyard-sysbox-fs.service\n",
+            "Wants=dockyard-sysbox-chown.service\n",
+            "After=dockyard-sysbox-mgr.service dockyard-sysbox-fs.service dockyard-sysbox-chown.service\n",
+        ));
     }
-    let _ = writeln!(u, "RequiresMountsFor={}", specifiers(&inst.root));
+    line(&mut u, "RequiresMountsFor", &inst.root);
     u.push_str("# Fails with a clear message while this Docker version is not installed.\n");
-    let _ = writeln!(u, "AssertFileIsExecutable={}", specifiers(&format!("{bin}/dockerd")));
+    line(
+        &mut u,
+        "AssertFileIsExecutable",
+        &format!("{}/dockerd", v.bin_dir),
+    );
     if inst.uses_sysbox() {
-        let _ = writeln!(
-            u,
-            "AssertFileIsExecutable={}/sysbox-runc",
-            specifiers(&paths::sysbox_bin_dir(sysbox_version))
+        line(
+            &mut u,
+            "AssertFileIsExecutable",
+            &format!("{}/sysbox-runc", paths::sysbox_bin_dir(sysbox_version)),
         );
     }
     u.push_str("StartLimitBurst=3\nStartLimitIntervalSec=60\n\n");
@@ -221,16 +283,18 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
     u.push_str("[Service]\n");
     u.push_str("# dockerd reports READY=1 itself once its API answers.\n");
     u.push_str("Type=notify\n");
-    let _ = writeln!(u, "Slice={SLICE}");
-    let _ = writeln!(u, "Environment={}", exec_line(&[format!("PATH={bin}:{SYSTEM_PATH}")]));
-    let _ = writeln!(u, "RuntimeDirectory={}", inst.name.account());
+    line(&mut u, "Slice", SLICE);
+    u.push_str("Environment=");
+    push_exec_arg(&mut u, &format!("PATH={}:{SYSTEM_PATH}", v.bin_dir));
+    u.push('\n');
+    line(&mut u, "RuntimeDirectory", &v.account);
     u.push_str("RuntimeDirectoryMode=0700\n");
-    exec_directive(&mut u, "ExecStartPre", &prepare_up_args(inst));
-    exec_directive(&mut u, "ExecStartPre", &network_args(inst, "up"));
-    exec_directive(&mut u, "ExecStart", &dockerd_args(inst, sysbox_version));
+    exec_directive(&mut u, "ExecStartPre", &prepare_up_args(&v));
+    exec_directive(&mut u, "ExecStartPre", &network_args(&v, "up"));
+    exec_directive(&mut u, "ExecStart", &dockerd_args(&v, sysbox_version));
     u.push_str("ExecReload=/bin/kill -s HUP $MAINPID\n");
-    exec_directive(&mut u, "ExecStopPost", &network_args(inst, "down"));
-    exec_directive(&mut u, "ExecStopPost", &prepare_down_args(inst));
+    exec_directive(&mut u, "ExecStopPost", &network_args(&v, "down"));
+    exec_directive(&mut u, "ExecStopPost", &prepare_down_args(&v));
     u.push_str(concat!(
         "# As Docker's own unit: dockerd may take long to restore containers.\n",
         "TimeoutStartSec=0\n",

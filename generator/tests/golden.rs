@@ -29,14 +29,18 @@ fn cases_dir() -> PathBuf {
 
 fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create dir");
-    let mut entries: Vec<_> = fs::read_dir(from).expect("read fixture dir").map(|e| e.expect("entry")).collect();
+    let mut entries: Vec<_> = fs::read_dir(from)
+        .expect("read fixture dir")
+        .map(|e| e.expect("entry"))
+        .collect();
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let src = entry.path();
         let dst = to.join(entry.file_name());
         let meta = fs::symlink_metadata(&src).expect("stat fixture");
         if meta.file_type().is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&src).expect("readlink"), &dst).expect("symlink");
+            std::os::unix::fs::symlink(fs::read_link(&src).expect("readlink"), &dst)
+                .expect("symlink");
         } else if meta.is_dir() {
             copy_tree(&src, &dst);
         } else {
@@ -57,16 +61,26 @@ fn set_mtimes(dir: &Path, overrides: &BTreeMap<String, u64>) {
             if !meta.is_file() {
                 continue;
             }
-            let rel = path.strip_prefix(dir).expect("prefix").to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(dir)
+                .expect("prefix")
+                .to_string_lossy()
+                .into_owned();
             let secs = overrides.get(&rel).copied().unwrap_or(BASE_MTIME);
-            let f = fs::File::options().write(true).open(&path).expect("open for mtime");
-            f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)).expect("set mtime");
+            let f = fs::File::options()
+                .write(true)
+                .open(&path)
+                .expect("open for mtime");
+            f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+                .expect("set mtime");
         }
     }
 }
 
 fn apply_setup(case: &Path, instances: &Path) {
-    let Ok(text) = fs::read_to_string(case.join("setup")) else { return };
+    let Ok(text) = fs::read_to_string(case.join("setup")) else {
+        return;
+    };
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
@@ -77,7 +91,10 @@ fn apply_setup(case: &Path, instances: &Path) {
                 fs::write(instances.join(name), content).expect("write big");
             }
             ["fifo", name] => {
-                let ok = Command::new("mkfifo").arg(instances.join(name)).status().expect("mkfifo");
+                let ok = Command::new("mkfifo")
+                    .arg(instances.join(name))
+                    .status()
+                    .expect("mkfifo");
                 assert!(ok.success());
             }
             other => panic!("unknown setup line {other:?}"),
@@ -95,10 +112,17 @@ fn read_tree(dir: &Path) -> BTreeMap<String, String> {
     while let Some(d) = stack.pop() {
         for entry in fs::read_dir(&d).expect("read dir") {
             let path = entry.expect("entry").path();
-            let rel = path.strip_prefix(dir).expect("prefix").to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(dir)
+                .expect("prefix")
+                .to_string_lossy()
+                .into_owned();
             let meta = fs::symlink_metadata(&path).expect("stat");
             if meta.file_type().is_symlink() {
-                out.insert(rel, format!("-> {}", fs::read_link(&path).expect("readlink").display()));
+                out.insert(
+                    rel,
+                    format!("-> {}", fs::read_link(&path).expect("readlink").display()),
+                );
             } else if meta.is_dir() {
                 stack.push(path);
             } else {
@@ -145,11 +169,18 @@ fn run_case(case: &Path) -> Outcome {
     }
     let sysnet = tmp.path().join("sys-class-net");
     fs::create_dir_all(&sysnet).expect("mkdir");
-    for bridge in fs::read_to_string(case.join("running")).unwrap_or_default().split_whitespace() {
+    for bridge in fs::read_to_string(case.join("running"))
+        .unwrap_or_default()
+        .split_whitespace()
+    {
         fs::create_dir(sysnet.join(bridge)).expect("fake bridge");
     }
     let manifest = case.join("manifest.toml");
-    let manifest = if manifest.exists() { manifest } else { tmp.path().join("no-admin-manifest") };
+    let manifest = if manifest.exists() {
+        manifest
+    } else {
+        tmp.path().join("no-admin-manifest")
+    };
     let out = tmp.path().join("normal");
     fs::create_dir(&out).expect("mkdir out");
 
@@ -187,15 +218,24 @@ fn golden_cases() {
         .filter(|p| p.is_dir())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 10, "expected the golden cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 10,
+        "expected the golden cases, found {}",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for case in &cases {
-        let name = case.file_name().expect("name").to_string_lossy().into_owned();
+        let name = case
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         let got = run_case(case);
         if update {
             write_tree(&case.join("expected"), &got.tree);
             fs::write(case.join("expected.log"), &got.log).expect("write log");
-            fs::write(case.join("expected.status"), format!("{}\n", got.status)).expect("write status");
+            fs::write(case.join("expected.status"), format!("{}\n", got.status))
+                .expect("write status");
             continue;
         }
         let want_tree = read_tree(&case.join("expected"));
@@ -206,15 +246,31 @@ fn golden_cases() {
         if got.tree != want_tree {
             let want_keys: Vec<_> = want_tree.keys().collect();
             let got_keys: Vec<_> = got.tree.keys().collect();
-            let differing: Vec<_> = got.tree.iter().filter(|(k, v)| want_tree.get(*k) != Some(v)).map(|(k, _)| k).collect();
+            let differing: Vec<_> = got
+                .tree
+                .iter()
+                .filter(|(k, v)| want_tree.get(*k) != Some(v))
+                .map(|(k, _)| k)
+                .collect();
             failures.push(format!("{name}: unit tree differs\n  expected files {want_keys:?}\n  got files      {got_keys:?}\n  differing {differing:?}"));
         }
         if got.log != want_log {
-            failures.push(format!("{name}: log differs\n--- expected\n{want_log}--- got\n{}", got.log));
+            failures.push(format!(
+                "{name}: log differs\n--- expected\n{want_log}--- got\n{}",
+                got.log
+            ));
         }
         if got.status != want_status {
-            failures.push(format!("{name}: exit status {} (expected {want_status})", got.status));
+            failures.push(format!(
+                "{name}: exit status {} (expected {want_status})",
+                got.status
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} golden case(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }

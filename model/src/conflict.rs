@@ -56,7 +56,6 @@ pub fn resolve(candidates: Vec<(Instance, Standing)>) -> (Vec<Instance>, Vec<Dia
     for &idx in &order {
         let (inst, standing) = &candidates[idx];
         let conflict = network_conflict(inst, &networks)
-            .map(|(key, other, other_key)| (key, other, other_key))
             .map(|(key, other, other_key)| {
                 let o = &candidates[other].0;
                 let (net, other_net) = (key_net(inst, key), key_net(o, other_key));
@@ -163,7 +162,10 @@ fn root_conflict<'a>(root: &str, roots: &BTreeSet<&'a str>) -> Option<&'a str> {
     // An accepted root below this one: the first key after "root/".
     let below = format!("{root}/");
     roots
-        .range::<str, _>((std::ops::Bound::Included(below.as_str()), std::ops::Bound::Unbounded))
+        .range::<str, _>((
+            std::ops::Bound::Included(below.as_str()),
+            std::ops::Bound::Unbounded,
+        ))
         .next()
         .filter(|r| r.starts_with(&below))
         .copied()

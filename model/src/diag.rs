@@ -72,7 +72,14 @@ impl fmt::Display for Diagnostic {
             Severity::Warning => "warning",
         };
         match self.line {
-            Some(line) => write!(f, "{}:{}: {}: {}", self.path.display(), line, word, self.message),
+            Some(line) => write!(
+                f,
+                "{}:{}: {}: {}",
+                self.path.display(),
+                line,
+                word,
+                self.message
+            ),
             None => write!(f, "{}: {}: {}", self.path.display(), word, self.message),
         }
     }

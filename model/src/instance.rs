@@ -131,7 +131,9 @@ pub fn build(
                 diags.push(Diagnostic::at(
                     origin,
                     Severity::Warning,
-                    format!("unknown section [{section}] ignored; sections are [Instance] and [Daemon]"),
+                    format!(
+                        "unknown section [{section}] ignored; sections are [Instance] and [Daemon]"
+                    ),
                 ));
             }
         }
@@ -144,7 +146,10 @@ pub fn build(
                                 diags.push(Diagnostic::at(
                                     &entry.origin,
                                     Severity::Warning,
-                                    format!("{}= set again; this overrides line {}", entry.key, prev.origin.line),
+                                    format!(
+                                        "{}= set again; this overrides line {}",
+                                        entry.key, prev.origin.line
+                                    ),
                                 ));
                             }
                         }
@@ -172,7 +177,10 @@ pub fn build(
     };
 
     let root = match get("Root") {
-        Some(e) => root::check_root(&e.value).map(|()| e.value.clone()).map_err(|m| error(Some(e), m)).ok(),
+        Some(e) => root::check_root(&e.value)
+            .map(|()| e.value.clone())
+            .map_err(|m| error(Some(e), m))
+            .ok(),
         None => Some(root::default_root(name.as_str())),
     };
 
@@ -238,23 +246,35 @@ pub fn build(
     let pool_size = match get("PoolSize") {
         None => Some(DEFAULT_POOL_SIZE),
         Some(e) => {
-            let parsed = e.value.parse::<u8>().ok().filter(|_| e.value.chars().all(|c| c.is_ascii_digit()));
+            let parsed = e
+                .value
+                .parse::<u8>()
+                .ok()
+                .filter(|_| e.value.chars().all(|c| c.is_ascii_digit()));
             match parsed {
-                Some(size) if (network::MIN_PREFIX..=network::MAX_PREFIX).contains(&size) => match pool {
-                    Some(p) if size < p.prefix_len() => {
-                        error(Some(e), format!(
+                Some(size) if (network::MIN_PREFIX..=network::MAX_PREFIX).contains(&size) => {
+                    match pool {
+                        Some(p) if size < p.prefix_len() => {
+                            error(Some(e), format!(
                             "PoolSize={size} is smaller than the pool's own prefix /{}: a /{size} network does not fit in {p}; use a PoolSize of at least {}",
                             p.prefix_len(), p.prefix_len()
                         ));
-                        None
+                            None
+                        }
+                        _ => Some(size),
                     }
-                    _ => Some(size),
-                },
+                }
                 _ => {
-                    error(Some(e), format!(
-                        "PoolSize={}: not a prefix length from {} to {}{}",
-                        e.value, network::MIN_PREFIX, network::MAX_PREFIX, network::comment_hint(&e.value)
-                    ));
+                    error(
+                        Some(e),
+                        format!(
+                            "PoolSize={}: not a prefix length from {} to {}{}",
+                            e.value,
+                            network::MIN_PREFIX,
+                            network::MAX_PREFIX,
+                            network::comment_hint(&e.value)
+                        ),
+                    );
                     None
                 }
             }
@@ -267,7 +287,10 @@ pub fn build(
             "sysbox-runc" => Some(Runtime::SysboxRunc),
             "runc" => Some(Runtime::Runc),
             other => {
-                error(Some(e), format!("Runtime={other}: unknown runtime; use sysbox-runc or runc"));
+                error(
+                    Some(e),
+                    format!("Runtime={other}: unknown runtime; use sysbox-runc or runc"),
+                );
                 None
             }
         },
@@ -277,7 +300,7 @@ pub fn build(
         Some(e) => match check_version(&e.value) {
             Ok(()) => {
                 if let Some(known) = &defaults.known_docker {
-                    if !known.iter().any(|k| *k == e.value) {
+                    if !known.contains(&e.value) {
                         diags.push(Diagnostic::at(
                             &e.origin,
                             Severity::Warning,
@@ -292,7 +315,11 @@ pub fn build(
                 Some(e.value.clone())
             }
             Err(m) => {
-                diags.push(Diagnostic::at(&e.origin, Severity::Error, format!("DockerVersion={}: {m}", e.value)));
+                diags.push(Diagnostic::at(
+                    &e.origin,
+                    Severity::Error,
+                    format!("DockerVersion={}: {m}", e.value),
+                ));
                 None
             }
         },
@@ -332,8 +359,25 @@ pub fn build(
     if diags.iter().any(Diagnostic::is_error) {
         return (None, diags);
     }
-    let (Some(root), Some(bridge), Some(fixed), Some(pool), Some(pool_size), Some(runtime), Some(docker_version), Some(autostart)) =
-        (root, bridge, fixed, pool, pool_size, runtime, docker_version, autostart)
+    let (
+        Some(root),
+        Some(bridge),
+        Some(fixed),
+        Some(pool),
+        Some(pool_size),
+        Some(runtime),
+        Some(docker_version),
+        Some(autostart),
+    ) = (
+        root,
+        bridge,
+        fixed,
+        pool,
+        pool_size,
+        runtime,
+        docker_version,
+        autostart,
+    )
     else {
         // Every None above pushed an error; this is unreachable in practice
         // but must not panic.
@@ -387,17 +431,29 @@ const RESERVED_DAEMON_KEYS: &[(&str, &str)] = &[
     ("bridge", "set BridgeCIDR= in [Instance]"),
     ("bip", "set BridgeCIDR= in [Instance]"),
     ("fixed-cidr", "set FixedCIDR= in [Instance]"),
-    ("default-address-pools", "set PoolBase= and PoolSize= in [Instance]"),
+    (
+        "default-address-pools",
+        "set PoolBase= and PoolSize= in [Instance]",
+    ),
     ("iptables", "Dockyard owns the firewall rules"),
     ("ip6tables", "Dockyard owns the firewall rules"),
     ("ip-masq", "Dockyard owns the firewall rules"),
     ("containerd", "each instance runs its own containerd"),
     ("containerd-namespace", "it is the instance name"),
-    ("containerd-plugin-namespace", "it is derived from the instance name"),
-    ("containerd-plugins-namespace", "it is derived from the instance name"),
+    (
+        "containerd-plugin-namespace",
+        "it is derived from the instance name",
+    ),
+    (
+        "containerd-plugins-namespace",
+        "it is derived from the instance name",
+    ),
     ("runtimes", "set Runtime= in [Instance]"),
     ("default-runtime", "set Runtime= in [Instance]"),
-    ("cgroup-parent", "containers go to the slice dockyard-NAME.slice"),
+    (
+        "cgroup-parent",
+        "containers go to the slice dockyard-NAME.slice",
+    ),
 ];
 
 /// Checks one `[Daemon]` line and returns its value as compact JSON.
@@ -408,24 +464,30 @@ fn daemon_option(entry: &Entry) -> Result<String, Diagnostic> {
     let key = entry.key.as_str();
     let key_ok = key.starts_with(|c: char| c.is_ascii_lowercase())
         && key.len() <= 64
-        && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !key_ok {
         return Err(fail(format!(
             "[Daemon] key {key:?} is not a daemon.json key (lowercase letters, digits and '-', e.g. registry-mirrors)"
         )));
     }
     if let Some((_, how)) = RESERVED_DAEMON_KEYS.iter().find(|(k, _)| *k == key) {
-        return Err(fail(format!("[Daemon] {key} is managed by Dockyard and cannot be set here: {how}")));
+        return Err(fail(format!(
+            "[Daemon] {key} is managed by Dockyard and cannot be set here: {how}"
+        )));
     }
     let value = entry.value.as_str();
     if value.is_empty() {
-        return Err(fail(format!("[Daemon] {key}= has no value; remove the line or give a JSON value")));
+        return Err(fail(format!(
+            "[Daemon] {key}= has no value; remove the line or give a JSON value"
+        )));
     }
     match serde_json::from_str::<serde_json::Value>(value) {
         Ok(v) => Ok(v.to_string()),
-        Err(e) if value.starts_with(['[', '{', '"']) => Err(fail(format!(
-            "[Daemon] {key}={value}: invalid JSON: {e}"
-        ))),
+        Err(e) if value.starts_with(['[', '{', '"']) => {
+            Err(fail(format!("[Daemon] {key}={value}: invalid JSON: {e}")))
+        }
         Err(_) => Ok(serde_json::Value::String(value.to_string()).to_string()),
     }
 }
@@ -484,8 +546,19 @@ mod tests {
         assert_eq!(i.pool_size, 26);
         assert_eq!(i.runtime, Runtime::Runc);
         assert!(!i.autostart);
-        let opts: Vec<String> = i.daemon_options.iter().map(|o| format!("{}={}", o.key, o.json)).collect();
-        assert_eq!(opts, ["log-driver=\"journald\"", "mtu=1400", "registry-mirrors=[\"https://m.example\"]"]);
+        let opts: Vec<String> = i
+            .daemon_options
+            .iter()
+            .map(|o| format!("{}={}", o.key, o.json))
+            .collect();
+        assert_eq!(
+            opts,
+            [
+                "log-driver=\"journald\"",
+                "mtu=1400",
+                "registry-mirrors=[\"https://m.example\"]"
+            ]
+        );
     }
 
     #[test]

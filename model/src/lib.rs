@@ -14,6 +14,7 @@ pub mod load;
 pub mod manifest;
 pub mod name;
 pub mod network;
+pub mod parallel;
 pub mod paths;
 pub mod root;
 pub mod source;

@@ -59,10 +59,18 @@ pub struct Loaded {
 impl Manifest {
     pub fn parse(text: &str, source: &Path) -> Result<Manifest, Diagnostic> {
         let manifest: Manifest = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|span| text.as_bytes()[..span.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1);
-            Diagnostic::error(source, line, format!("invalid artifacts manifest: {}", e.message()))
+            let line = e.span().map(|span| {
+                text.as_bytes()[..span.start.min(text.len())]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1
+            });
+            Diagnostic::error(
+                source,
+                line,
+                format!("invalid artifacts manifest: {}", e.message()),
+            )
         })?;
         for version in [&manifest.defaults.docker, &manifest.defaults.sysbox] {
             check_version(version).map_err(|e| {
@@ -74,7 +82,10 @@ impl Manifest {
                 Diagnostic::error(source, None, format!("invalid artifact version: {e}"))
             })?;
             let hex_ok = artifact.sha256.len() == 64
-                && artifact.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+                && artifact
+                    .sha256
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
             if !hex_ok {
                 return Err(Diagnostic::error(
                     source,
@@ -159,6 +170,9 @@ mod tests {
         let err = Manifest::parse(text, Path::new("/etc/dockyard/artifacts.toml")).unwrap_err();
         assert_eq!(err.line, Some(4), "{err}");
         let bad_sha = "[defaults]\ndocker = \"1.0\"\nsysbox = \"1.0\"\n[[artifact]]\nkind = \"docker\"\nversion = \"1.0\"\narch = \"x86_64\"\nurl = \"https://x/\"\nsha256 = \"abc\"\n";
-        assert!(Manifest::parse(bad_sha, Path::new("m")).unwrap_err().message.contains("64 lowercase hex"));
+        assert!(Manifest::parse(bad_sha, Path::new("m"))
+            .unwrap_err()
+            .message
+            .contains("64 lowercase hex"));
     }
 }

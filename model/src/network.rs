@@ -26,9 +26,9 @@ pub fn parse_cidr(value: &str) -> Result<Ipv4Net, String> {
             comment_hint(value)
         ));
     };
-    let addr: Ipv4Addr = addr.parse().map_err(|_| {
-        format!("{addr:?} is not an IPv4 address{}", comment_hint(value))
-    })?;
+    let addr: Ipv4Addr = addr
+        .parse()
+        .map_err(|_| format!("{addr:?} is not an IPv4 address{}", comment_hint(value)))?;
     let len: u8 = len
         .parse()
         .ok()
@@ -156,9 +156,11 @@ mod tests {
         assert!(check_private(&parse_cidr("172.0.0.0/8").expect("c")).is_err());
         assert!(check_host_address(&parse_cidr("10.0.0.0/24").expect("c")).is_err());
         assert!(check_host_address(&parse_cidr("10.0.0.255/24").expect("c")).is_err());
-        assert!(check_network_address(&parse_cidr("10.0.0.1/24").expect("c"))
-            .unwrap_err()
-            .contains("did you mean 10.0.0.0/24"));
+        assert!(
+            check_network_address(&parse_cidr("10.0.0.1/24").expect("c"))
+                .unwrap_err()
+                .contains("did you mean 10.0.0.0/24")
+        );
     }
 
     #[test]

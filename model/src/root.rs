@@ -10,19 +10,65 @@ pub const MAX_ROOT_LEN: usize = 107 - "/docker.sock".len();
 
 /// Directories a root may neither be nor contain.
 const SYSTEM_DIRS: &[&str] = &[
-    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
-    "/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp",
-    "/usr", "/usr/local", "/var", "/var/cache", "/var/lib", "/var/log", "/var/spool",
-    "/var/tmp", "/var/run", "/var/lib/docker", "/var/lib/containerd",
-    paths::STATE_DIR, paths::ARTIFACTS_DIR, paths::SYSBOX_DATA_DIR,
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/local",
+    "/var",
+    "/var/cache",
+    "/var/lib",
+    "/var/log",
+    "/var/spool",
+    "/var/tmp",
+    "/var/run",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    paths::STATE_DIR,
+    paths::ARTIFACTS_DIR,
+    paths::SYSBOX_DATA_DIR,
 ];
 
 /// Trees a root may not live in: virtual, volatile, read-only or owned by
 /// the OS or by another container engine.
 const FORBIDDEN_TREES: &[&str] = &[
-    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc",
-    "/run", "/sbin", "/sys", "/tmp", "/usr", "/var/run", "/var/tmp", "/var/log",
-    "/var/cache", "/var/lib/docker", "/var/lib/containerd", paths::ARTIFACTS_DIR,
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var/run",
+    "/var/tmp",
+    "/var/log",
+    "/var/cache",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    paths::ARTIFACTS_DIR,
     paths::SYSBOX_DATA_DIR,
 ];
 
@@ -33,7 +79,9 @@ pub fn default_root(name: &str) -> String {
 /// Checks a `Root=` value; the returned error is one sentence with the fix.
 pub fn check_root(root: &str) -> Result<(), String> {
     if !root.starts_with('/') {
-        return Err(format!("Root={root:?} is not an absolute path; write e.g. /srv/dy1"));
+        return Err(format!(
+            "Root={root:?} is not an absolute path; write e.g. /srv/dy1"
+        ));
     }
     if let Some(bad) = root
         .chars()
@@ -48,7 +96,9 @@ pub fn check_root(root: &str) -> Result<(), String> {
         return Err(format!("Root={root:?} ends with '/'; write it without"));
     }
     if root.contains("//") {
-        return Err(format!("Root={root:?} contains an empty path component (//)"));
+        return Err(format!(
+            "Root={root:?} contains an empty path component (//)"
+        ));
     }
     if root.split('/').any(|c| c == "." || c == "..") {
         return Err(format!(
@@ -108,7 +158,13 @@ mod tests {
 
     #[test]
     fn accepts_normal_roots() {
-        for r in ["/dy1", "/srv/dy1", "/var/lib/dockyard/dy1", "/home/alice/dy-1.d", "/data/x_y"] {
+        for r in [
+            "/dy1",
+            "/srv/dy1",
+            "/var/lib/dockyard/dy1",
+            "/home/alice/dy-1.d",
+            "/data/x_y",
+        ] {
             assert!(check_root(r).is_ok(), "{r}: {:?}", check_root(r));
         }
     }

@@ -15,8 +15,19 @@ pub const MAX_CONF_BYTES: u64 = 64 * 1024;
 
 const O_NONBLOCK: i32 = 0o4000;
 
+/// A conf's text and its modification time (from the same fstat, so the
+/// loader needs no second stat for conflict precedence).
+pub struct ConfText {
+    pub text: String,
+    pub modified: std::time::SystemTime,
+}
+
 /// Reads a conf file as UTF-8 text, or says in one sentence why it cannot.
 pub fn read_conf_text(path: &Path) -> Result<String, String> {
+    read_conf(path).map(|c| c.text)
+}
+
+pub fn read_conf(path: &Path) -> Result<ConfText, String> {
     // O_NONBLOCK: opening a FIFO for reading would otherwise block forever.
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -27,10 +38,14 @@ pub fn read_conf_text(path: &Path) -> Result<String, String> {
         .metadata()
         .map_err(|e| format!("cannot inspect file: {e}"))?;
     if meta.is_dir() {
-        return Err("is a directory, not a conf file; rename it or move it out of instances.d".into());
+        return Err(
+            "is a directory, not a conf file; rename it or move it out of instances.d".into(),
+        );
     }
     if !meta.is_file() {
-        return Err("is not a regular file (a FIFO, socket or device?); confs must be regular files".into());
+        return Err(
+            "is not a regular file (a FIFO, socket or device?); confs must be regular files".into(),
+        );
     }
     if meta.len() > MAX_CONF_BYTES {
         return Err(format!(
@@ -39,11 +54,13 @@ pub fn read_conf_text(path: &Path) -> Result<String, String> {
             MAX_CONF_BYTES / 1024
         ));
     }
-    read_bounded(file)
+    let modified = meta.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+    read_bounded(file, meta.len()).map(|text| ConfText { text, modified })
 }
 
-fn read_bounded(file: File) -> Result<String, String> {
-    let mut bytes = Vec::new();
+fn read_bounded(file: File, size_hint: u64) -> Result<String, String> {
+    // Sized from fstat so a conf is read in one call plus the EOF check.
+    let mut bytes = Vec::with_capacity(size_hint as usize + 1);
     // Bound the read too: the file may grow between fstat and read.
     file.take(MAX_CONF_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -89,7 +106,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "dockyard-source-test-{}-{}",
             std::process::id(),
-            std::thread::current().name().unwrap_or("t").replace("::", "-")
+            std::thread::current()
+                .name()
+                .unwrap_or("t")
+                .replace("::", "-")
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
