@@ -3,6 +3,7 @@
 #   make check                everything CI runs (see README "Tests")
 #   make install DESTDIR=… PREFIX=/usr
 #   make bench                generator benchmark (see PERFORMANCE.md)
+#   sudo make quickstart      install and start an instance on this host
 
 PREFIX      ?= /usr
 SYSCONFDIR  ?= /etc
@@ -27,7 +28,7 @@ MAN8          = man/dockyard-generator.8
 # directory they are installed to.
 export DOCKYARD_LIBEXEC_DIR = $(LIBEXECDIR)
 
-.PHONY: all build check test lint man-check verify-units install uninstall bench clean
+.PHONY: all build check test lint man-check verify-units install uninstall bench clean quickstart
 
 all: build
 
@@ -74,6 +75,10 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man5/dockyard.conf.5 $(DESTDIR)$(MANDIR)/man8/dockyard-generator.8
 	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)
 	-rmdir $(DESTDIR)$(LIBEXECDIR)
+
+# Build, install, give Dockyard Docker binaries and start instance dy1.
+quickstart:
+	packaging/quickstart.sh
 
 bench: build
 	$(CARGO) bench --locked -p dockyard-generator --bench generator

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Dockyard needs from the
+# distribution (Debian 12+ / Ubuntu 22.04+). The one list, used by the
+# README's quick start and by CI. Rust itself (stable, >= 1.80) comes from
+# rustup or the distribution and is checked, not installed, here.
+set -euo pipefail
+
+packages=(
+    # build
+    gcc make pkg-config
+    # runtime: what the helpers call and what the units need
+    iptables iproute2 passwd util-linux kmod
+    # tests: systemd-analyze verify, man page lint, setpriv
+    systemd groff-base man-db
+    # lifecycle suite: a booted systemd in a container with real dockerd
+    debootstrap systemd-container dnsmasq-base busybox-static python3
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: run as root (it calls apt-get)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "install-deps.sh: cargo not found; install Rust >= 1.80 (https://rustup.rs or your distribution)" >&2
+    exit 1
+fi
+echo "install-deps.sh: $(cargo --version) and ${#packages[@]} packages in place"
