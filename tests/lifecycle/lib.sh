@@ -111,12 +111,18 @@ lc__wait_for() {
     "$@" >/dev/null 2>&1
 }
 
-# Alive = exists and is not a zombie (a reparented, unreaped nspawn must count as gone).
+# lc__pid_alive PID [COMM]: PID exists, is not a zombie (a reparented, unreaped nspawn
+# must count as gone) and, if COMM is given, runs that program (a recorded PID that was
+# reused by an unrelated process is never signalled).
 lc__pid_alive() {
     [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
-    local st
+    local st comm
     st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ $st != Z ]]
+    [[ $st != Z ]] || return 1
+    if [[ -n ${2:-} ]]; then
+        comm=$(cat "/proc/$1/comm" 2>/dev/null) || return 1
+        [[ $comm == "$2" ]] || return 1
+    fi
 }
 
 # Current leader PID (LC_PID in a caller may be stale after an lc_reboot in a subshell).
@@ -129,16 +135,48 @@ lc_init() {
     if [[ -n ${LC_WORK:-} && -d ${LC_WORK:-} ]]; then return 0; fi
     lc_host_deps || return 1
     mkdir -p "$LC_WORK_BASE" "$LC_CACHE"
+    lc__reap_stale
     LC_WORK=$(mktemp -d "$LC_WORK_BASE/dockyard-lc.XXXXXX")
     export LC_WORK
     mkdir -p "$LC_WORK/state" "$LC_WORK/logs"
     LC_OWNER_PID=$BASHPID
+    # (Not "$BASHPID" inside the $(): that would be the command substitution's PID.)
+    lc__state_set owner "$LC_OWNER_PID $(lc__starttime "$LC_OWNER_PID")"
+    lc__state_set boot_id "$(cat /proc/sys/kernel/random/boot_id)"
     LC_T0=$(lc__now)
     export LC_T0 LC_OWNER_PID
     trap 'lc_cleanup' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
     lc_log "work dir $LC_WORK"
+}
+
+lc__starttime() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null; }
+
+# A suite killed with SIGKILL (or a CI timeout) cannot run its trap. The next lc_init
+# tears down every work dir whose owner process is gone, from its state files. PIDs
+# recorded before a host reboot are ignored (processes and netns did not survive it).
+lc__reap_stale() {
+    local d owner opid ostart boot
+    for d in "$LC_WORK_BASE"/dockyard-lc.??????; do
+        [[ -d $d/state ]] || continue
+        owner=$(cat "$d/state/owner" 2>/dev/null) || owner=""
+        read -r opid ostart <<<"$owner" || true
+        if [[ -n ${opid:-} && $(lc__starttime "$opid") == "${ostart:-x}" ]]; then
+            continue   # its suite is still running
+        fi
+        lc_log "reaping stale work dir $d (owner ${opid:-?} gone)"
+        boot=$(cat "$d/state/boot_id" 2>/dev/null) || boot=""
+        if [[ $boot != "$(cat /proc/sys/kernel/random/boot_id)" ]]; then
+            rm -f "$d"/state/*.pid "$d/state/udev.idx"
+        fi
+        # shellcheck disable=SC2030,SC2031  # deliberately local to the subshell
+        (
+            LC_WORK=$d
+            LC_OWNER_PID=$BASHPID
+            lc_cleanup
+        ) || true
+    done
 }
 
 # Install missing host packages with apt-get (CI runs on a fresh machine).
@@ -485,7 +523,7 @@ lc__start_container() {
     # Find the container's init: a descendant of nspawn that is PID 1 in its PID namespace.
     local pid="" deadline=$((SECONDS + 30))
     while ((SECONDS < deadline)); do
-        lc__pid_alive "$npid" || break
+        lc__pid_alive "$npid" systemd-nspawn || break
         pid=$(lc__find_leader "$npid") && break
         sleep 0.1
     done
@@ -519,7 +557,7 @@ lc__wait_running() {
     local npid
     npid=$(lc__state_get nspawn.pid)
     while ((SECONDS < deadline)); do
-        if ! lc__pid_alive "$npid"; then
+        if ! lc__pid_alive "$npid" systemd-nspawn; then
             lc_die "container exited during boot; nspawn log tail:
 $(tail -n 40 "$LC_WORK/logs/nspawn.log")"
             return 1
@@ -559,7 +597,7 @@ $(tail -n 40 "$LC_WORK/logs/nspawn.log")"
 lc_exec() {
     local pid
     pid=$(lc__state_get leader.pid) || { lc_die "lc_exec: no container booted"; return 1; }
-    lc__pid_alive "$pid" || { lc_die "lc_exec: container leader $pid is gone"; return 1; }
+    lc__pid_alive "$pid" systemd || { lc_die "lc_exec: container leader $pid is gone"; return 1; }
     nsenter -t "$pid" -a -- /usr/bin/env -i \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         HOME=/root LANG=C.UTF-8 TERM=dumb "$@"
@@ -596,18 +634,19 @@ lc_poweroff() {
     local npid pid
     npid=$(lc__state_get nspawn.pid 2>/dev/null) || return 0
     pid=$(lc__state_get leader.pid 2>/dev/null) || pid=""
-    if lc__pid_alive "$npid"; then
-        if lc__pid_alive "$pid"; then
+    if lc__pid_alive "$npid" systemd-nspawn; then
+        if lc__pid_alive "$pid" systemd; then
             lc_exec systemctl poweroff >/dev/null 2>&1 || kill -s SIGRTMIN+4 "$pid" 2>/dev/null || true
         fi
         local deadline=$((SECONDS + LC_POWEROFF_TIMEOUT))
-        while lc__pid_alive "$npid" && ((SECONDS < deadline)); do sleep 0.2; done
-        if lc__pid_alive "$npid"; then
+        while lc__pid_alive "$npid" systemd-nspawn && ((SECONDS < deadline)); do sleep 0.2; done
+        if lc__pid_alive "$npid" systemd-nspawn; then
             lc_log "container did not power off in ${LC_POWEROFF_TIMEOUT}s; killing"
-            [[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null   # kills the whole PID namespace
+            # Killing the leader kills the whole PID namespace.
+            lc__pid_alive "$pid" systemd && kill -KILL "$pid" 2>/dev/null
             kill -KILL "$npid" 2>/dev/null || true
             local d2=$((SECONDS + 10))
-            while lc__pid_alive "$npid" && ((SECONDS < d2)); do sleep 0.2; done
+            while lc__pid_alive "$npid" systemd-nspawn && ((SECONDS < d2)); do sleep 0.2; done
         fi
     fi
     # Reap if it is our child (ignore otherwise).
@@ -678,14 +717,15 @@ lc_cleanup() {
     [[ ${LC_OWNER_PID:-} == "$BASHPID" ]] || return "$rc"
     set +e
     lc_poweroff
-    local p pid
-    for p in tcp dnsmasq; do
+    local p pid comm
+    for p in tcp:python3 dnsmasq:dnsmasq; do
+        comm=${p#*:} p=${p%%:*}
         pid=$(lc__state_get "$p.pid" 2>/dev/null) || continue
-        if lc__pid_alive "$pid"; then
+        if lc__pid_alive "$pid" "$comm"; then
             kill -TERM "$pid" 2>/dev/null
             local d=$((SECONDS + 5))
-            while lc__pid_alive "$pid" && ((SECONDS < d)); do sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null
+            while lc__pid_alive "$pid" "$comm" && ((SECONDS < d)); do sleep 0.1; done
+            lc__pid_alive "$pid" "$comm" && kill -KILL "$pid" 2>/dev/null
         fi
         rm -f "$LC_WORK/state/$p.pid"
     done
