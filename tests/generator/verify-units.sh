@@ -66,5 +66,7 @@ else
     failed=$((failed + 1))
 fi
 
-echo "verify-units: $checked unit(s) checked, $failed failure(s)"
+passed=$((6 - failed))
+echo "verify-units: $checked unit(s) checked"
+echo "verify-units: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
