@@ -35,6 +35,7 @@ for bin in sysbox-mgr sysbox-fs sysbox-runc; do
 done
 
 failed=0
+passed=0
 checked=0
 for case in one-instance three-instances runc-only autostart-no daemon-and-dropins; do
     units=$work/units/$case
@@ -53,6 +54,7 @@ for case in one-instance three-instances runc-only autostart-no daemon-and-dropi
         failed=$((failed + 1))
     else
         echo "ok - $case: $(echo $names | wc -w) unit(s) verify cleanly"
+        passed=$((passed + 1))
     fi
 done
 
@@ -61,12 +63,12 @@ rm "$root/var/lib/dockyard/artifacts/docker/29.2.1/bin/dockerd"
 out=$(systemd-analyze --man=no --generators=no --root="$root" verify dy1_docker.service 2>&1) || true
 if echo "$out" | grep -q 'dockerd is not executable'; then
     echo "ok - a missing Docker binary is reported"
+    passed=$((passed + 1))
 else
     echo "FAIL - a missing Docker binary went unnoticed: $out"
     failed=$((failed + 1))
 fi
 
-passed=$((6 - failed))
 echo "verify-units: $checked unit(s) checked"
 echo "verify-units: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
