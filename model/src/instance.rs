@@ -189,34 +189,29 @@ pub fn build(
             error(None, "BridgeCIDR= is required in [Instance] (the bridge's address and prefix, e.g. BridgeCIDR=172.22.147.1/24)".into());
             None
         }
-        Some(e) => parse_cidr(&e.value)
-            .and_then(|net| {
-                network::check_prefix(&net)?;
-                network::check_private(&net)?;
-                network::check_host_address(&net)?;
-                Ok(net)
-            })
-            .map_err(|m| error(Some(e), format!("BridgeCIDR={}: {m}", e.value)))
-            .ok(),
+        Some(e) => cidr_value(e, |net| {
+            network::check_prefix(&net)?;
+            network::check_private(&net)?;
+            network::check_host_address(&net)
+        })
+        .map_err(|m| error(Some(e), m))
+        .ok(),
     };
 
-    let fixed = match (get("FixedCIDR"), bridge) {
-        (None, bridge) => bridge.map(|b| b.trunc()),
-        (Some(e), bridge) => parse_cidr(&e.value)
-            .and_then(|net| {
-                network::check_network_address(&net)?;
-                if let Some(b) = bridge {
-                    if !b.trunc().contains(&net) {
-                        return Err(format!(
-                            "{net} is not inside the bridge network {} (BridgeCIDR); dockerd can only hand out addresses the bridge can reach",
-                            b.trunc()
-                        ));
-                    }
-                }
-                Ok(net)
-            })
-            .map_err(|m| error(Some(e), format!("FixedCIDR={}: {m}", e.value)))
-            .ok(),
+    let fixed = match get("FixedCIDR") {
+        None => bridge.map(|b| b.trunc()),
+        Some(e) => cidr_value(e, |net| {
+            network::check_network_address(&net)?;
+            match bridge {
+                Some(b) if !b.trunc().contains(&net) => Err(format!(
+                    "{net} is not inside the bridge network {} (BridgeCIDR); dockerd can only hand out addresses the bridge can reach",
+                    b.trunc()
+                )),
+                _ => Ok(()),
+            }
+        })
+        .map_err(|m| error(Some(e), m))
+        .ok(),
     };
 
     let pool = match get("PoolBase") {
@@ -224,23 +219,20 @@ pub fn build(
             error(None, "PoolBase= is required in [Instance] (the base of the address pool for user-defined networks, e.g. PoolBase=172.23.0.0/16)".into());
             None
         }
-        Some(e) => parse_cidr(&e.value)
-            .and_then(|net| {
-                network::check_prefix(&net)?;
-                network::check_private(&net)?;
-                network::check_network_address(&net)?;
-                if let Some(b) = bridge {
-                    if network::overlaps(&net, &b) {
-                        return Err(format!(
-                            "{net} overlaps this instance's bridge network {}; the pool must be a separate range",
-                            b.trunc()
-                        ));
-                    }
-                }
-                Ok(net)
-            })
-            .map_err(|m| error(Some(e), format!("PoolBase={}: {m}", e.value)))
-            .ok(),
+        Some(e) => cidr_value(e, |net| {
+            network::check_prefix(&net)?;
+            network::check_private(&net)?;
+            network::check_network_address(&net)?;
+            match bridge {
+                Some(b) if network::overlaps(&net, &b) => Err(format!(
+                    "{net} overlaps this instance's bridge network {}; the pool must be a separate range",
+                    b.trunc()
+                )),
+                _ => Ok(()),
+            }
+        })
+        .map_err(|m| error(Some(e), m))
+        .ok(),
     };
 
     let pool_size = match get("PoolSize") {
@@ -404,6 +396,17 @@ pub fn build(
         origins,
     };
     (Some(instance), diags)
+}
+
+/// Parses a CIDR key and applies its checks; the error is prefixed with
+/// `Key=value:` so the admin sees exactly what was read.
+fn cidr_value(
+    entry: &Entry,
+    check: impl FnOnce(Ipv4Net) -> Result<(), String>,
+) -> Result<Ipv4Net, String> {
+    parse_cidr(&entry.value)
+        .and_then(|net| check(net).map(|()| net))
+        .map_err(|m| format!("{}={}: {m}", entry.key, entry.value))
 }
 
 fn unknown_key(entry: &Entry) -> Diagnostic {
