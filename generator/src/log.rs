@@ -93,9 +93,37 @@ impl Logger {
     }
 }
 
+/// One kernel log record: `<PRI>ident[PID]: message`, the format journald
+/// parses into priority, SYSLOG_IDENTIFIER and _PID (so
+/// `journalctl -t dockyard-generator` finds it). Newlines would split the
+/// record, so they become spaces.
+pub fn kmsg_record(level: Level, pid: u32, message: &str) -> String {
+    format!(
+        "<{}>dockyard-generator[{pid}]: {}\n",
+        level as u8,
+        message.replace('\n', " ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kmsg_records() {
+        assert_eq!(
+            kmsg_record(
+                Level::Err,
+                42,
+                "/etc/dockyard/instances.d/a.conf:3: error: x"
+            ),
+            "<3>dockyard-generator[42]: /etc/dockyard/instances.d/a.conf:3: error: x\n"
+        );
+        assert_eq!(
+            kmsg_record(Level::Warning, 1, "a\nb"),
+            "<4>dockyard-generator[1]: a b\n"
+        );
+    }
 
     #[test]
     fn levels() {
