@@ -22,7 +22,7 @@ DATADIR       = $(PREFIX)/share/dockyard
 RELEASE       = target/release
 HELPER_NAMES  = dockyard-network dockyard-prepare dockyard-sysbox-chown
 MAN5          = man/dockyard.conf.5
-MAN8          = man/dockyard-generator.8
+MAN8          = man/dockyard-generator.8 man/dockyard-helper.8
 
 # Generated units call the helpers by absolute path: build with the
 # directory they are installed to.
@@ -72,7 +72,7 @@ install: build
 uninstall:
 	rm -f $(DESTDIR)$(GENERATORDIR)/dockyard-generator $(DESTDIR)$(UNITDIR)/dockyard.slice
 	rm -f $(DESTDIR)$(LIBEXECDIR)/dockyard-helper $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(HELPER_NAMES))
-	rm -f $(DESTDIR)$(MANDIR)/man5/dockyard.conf.5 $(DESTDIR)$(MANDIR)/man8/dockyard-generator.8
+	rm -f $(DESTDIR)$(MANDIR)/man5/dockyard.conf.5 $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
 	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)
 	-rmdir $(DESTDIR)$(LIBEXECDIR)
 
