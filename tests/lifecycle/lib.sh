@@ -523,7 +523,10 @@ lc__start_container() {
     # Find the container's init: a descendant of nspawn that is PID 1 in its PID namespace.
     local pid="" deadline=$((SECONDS + 30))
     while ((SECONDS < deadline)); do
-        lc__pid_alive "$npid" systemd-nspawn || break
+        # Alive, whatever its name: right after the fork the child may still be bash or
+        # setsid, not yet systemd-nspawn (seen on a loaded machine: the boot was declared
+        # failed while nspawn went on to boot a container nobody tracked).
+        lc__pid_alive "$npid" || break
         pid=$(lc__find_leader "$npid") && break
         sleep 0.1
     done
@@ -635,6 +638,10 @@ lc_poweroff() {
     npid=$(lc__state_get nspawn.pid 2>/dev/null) || return 0
     pid=$(lc__state_get leader.pid 2>/dev/null) || pid=""
     if lc__pid_alive "$npid" systemd-nspawn; then
+        # A boot that failed before its leader was recorded: find it now, or SIGKILL to
+        # nspawn alone would leave the container running without an owner.
+        lc__pid_alive "$pid" systemd || pid=$(lc__find_leader "$npid") || pid=""
+        [[ -z $pid ]] || lc__state_set leader.pid "$pid"
         if lc__pid_alive "$pid" systemd; then
             lc_exec systemctl poweroff >/dev/null 2>&1 || kill -s SIGRTMIN+4 "$pid" 2>/dev/null || true
         fi
