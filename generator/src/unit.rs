@@ -10,6 +10,8 @@ pub const SYSBOX_FS_UNIT: &str = "dockyard-sysbox-fs.service";
 pub const SYSBOX_CHOWN_UNIT: &str = "dockyard-sysbox-chown.service";
 /// Static unit shipped in units/: the parent slice of every instance.
 pub const SLICE: &str = "dockyard.slice";
+/// The account whose subordinate ids sysbox maps containers to.
+pub const SYSBOX_SUBID_USER: &str = "sysbox";
 pub const WANTED_BY: &str = "multi-user.target";
 
 /// The base PATH after an instance's bundled binaries: dockerd finds
@@ -319,7 +321,7 @@ fn sysbox_units(version: &str) -> Vec<UnitFile> {
     let bin = paths::sysbox_bin_dir(version);
     let data = paths::SYSBOX_DATA_DIR;
     let state_dir = data.trim_start_matches("/var/lib/");
-    let daemon = |name: &str, description: &str, extra_unit: &str, args: &str| {
+    let daemon = |name: &str, description: &str, extra_unit: &str, pre: &str, args: &str| {
         format!(
             "{SYSBOX_HEADER}[Unit]\n\
              Description={description} ({name} {version})\n\
@@ -333,6 +335,7 @@ fn sysbox_units(version: &str) -> Vec<UnitFile> {
              Slice={SLICE}\n\
              Environment=PATH={bin}:{SYSTEM_PATH}\n\
              StateDirectory={state_dir}\n\
+             {pre}\
              ExecStart={bin}/{name}{args}\n\
              Restart=on-failure\n\
              TimeoutStartSec=45\n\
@@ -350,6 +353,12 @@ fn sysbox_units(version: &str) -> Vec<UnitFile> {
                 "sysbox-mgr",
                 "Dockyard shared sysbox manager",
                 "",
+                &format!(
+                    "# The sysbox user and its /etc/subuid, /etc/subgid ranges, as sysbox's\n\
+                     # own package and sysbox-mgr set them up (the watcher reads them).\n\
+                     ExecStartPre={} sysbox --subid-user {SYSBOX_SUBID_USER}\n",
+                    paths::helper("dockyard-prepare")
+                ),
                 &format!(" --data-root {data}"),
             ),
         },
@@ -359,6 +368,7 @@ fn sysbox_units(version: &str) -> Vec<UnitFile> {
                 "sysbox-fs",
                 "Dockyard shared sysbox file system",
                 &format!("Requires={SYSBOX_MGR_UNIT}\nAfter={SYSBOX_MGR_UNIT}\n"),
+                "",
                 "",
             ),
         },
@@ -375,7 +385,7 @@ fn sysbox_units(version: &str) -> Vec<UnitFile> {
                  Type=notify\n\
                  Slice={SLICE}\n\
                  StateDirectory={state_dir}\n\
-                 ExecStart={} --data-root {data} --subid-user sysbox\n\
+                 ExecStart={} --data-root {data} --subid-user {SYSBOX_SUBID_USER}\n\
                  Restart=on-failure\n",
                 paths::helper("dockyard-sysbox-chown"),
             ),

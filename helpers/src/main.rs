@@ -17,6 +17,7 @@ mod notify;
 mod prepare;
 mod subid;
 mod sysbox_chown;
+mod sysbox_user;
 mod users;
 
 use std::ffi::OsString;
@@ -27,6 +28,7 @@ usage:
   dockyard-network up|down --instance NAME --bridge IFACE --bridge-cidr ADDR/LEN --fixed-cidr NET/LEN --pool NET/LEN
   dockyard-prepare up --instance NAME --user USER --group GROUP --root DIR --exec-root DIR --config-file FILE [--daemon-option KEY=JSON]...
   dockyard-prepare down --instance NAME --root DIR --exec-root DIR
+  dockyard-prepare sysbox --subid-user NAME [--subuid-file FILE] [--subgid-file FILE] [--login-defs FILE]
   dockyard-sysbox-chown --data-root DIR --subid-user NAME [--subuid-file FILE] [--subgid-file FILE]
   (or: dockyard-helper network|prepare|sysbox-chown ARGS...)";
 

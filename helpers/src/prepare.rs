@@ -22,8 +22,12 @@ const OPTIONS: &[&str] = &[
 const SUN_PATH_MAX: usize = 107;
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
+    // `sysbox` is host-wide, not per instance: its own options.
+    if argv.first().is_some_and(|a| a == "sysbox") {
+        return crate::sysbox_user::main(argv.into_iter().skip(1).collect());
+    }
     let opts = args::parse(argv, OPTIONS, &["daemon-option"])?;
-    let action = opts.action(&["up", "down"])?;
+    let action = opts.action(&["up", "down", "sysbox"])?;
     let instance = args::instance_name(opts.required("instance")?)?;
     let root = args::abs_path("root", opts.required("root")?)?;
     let exec_root = args::abs_path("exec-root", opts.required("exec-root")?)?;

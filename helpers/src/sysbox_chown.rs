@@ -71,7 +71,7 @@ fn offset(file: &Path, user: &str) -> Result<u32> {
     let text = std::fs::read_to_string(file).ctx(|| format!("cannot read {}", file.display()))?;
     let Some(r) = subid::find(&text, user) else {
         bail!(
-            "{} has no entry for user {user:?}; sysbox-mgr writes one when it first starts (like `{user}:165536:268435456`). Start sysbox once or add the entry, then restart this service",
+            "{} has no entry for user {user:?}; `dockyard-prepare sysbox --subid-user {user}` (run before dockyard-sysbox-mgr.service starts) or sysbox-mgr itself writes one (like `{user}:165536:268435456`). Start dockyard-sysbox-mgr.service once or add the entry, then restart this service",
             file.display()
         );
     };

@@ -69,7 +69,7 @@ fn classify(
     }
 }
 
-fn nologin() -> PathBuf {
+pub fn nologin() -> PathBuf {
     ["/usr/sbin/nologin", "/sbin/nologin"]
         .iter()
         .map(PathBuf::from)
@@ -77,7 +77,7 @@ fn nologin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/bin/false"))
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub fn run(cmd: &mut Command) -> Result<()> {
     let out = cmd
         .output()
         .ctx(|| format!("cannot run {:?}", cmd.get_program()))?;

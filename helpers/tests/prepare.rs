@@ -329,3 +329,133 @@ fn down_detaches_leftover_mounts_but_not_the_data_root_itself() {
     assert!(r.stderr.contains("detached"), "{}", r.stderr);
     let _ = sh("true");
 }
+
+fn prepare_sysbox(user: &str, dir: &Path) -> Run {
+    let mut c = Command::new(helper());
+    c.args(["prepare", "sysbox", "--subid-user", user])
+        .arg("--subuid-file")
+        .arg(dir.join("subuid"))
+        .arg("--subgid-file")
+        .arg(dir.join("subgid"))
+        .arg("--login-defs")
+        .arg(dir.join("login.defs"));
+    run(&mut c)
+}
+
+fn sysbox_files(subuid: &str, subgid: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join("subuid"), subuid).unwrap();
+    fs::write(d.path().join("subgid"), subgid).unwrap();
+    fs::write(
+        d.path().join("login.defs"),
+        "SUB_UID_MIN\t\t   100000\nSUB_UID_MAX\t\t600100000\nSUB_GID_MIN 200000\n",
+    )
+    .unwrap();
+    d
+}
+
+#[test]
+fn sysbox_creates_user_and_ranges_like_sysbox_and_is_idempotent() {
+    if !require_root("sysbox_creates_user_and_ranges_like_sysbox_and_is_idempotent") {
+        return;
+    }
+    // The random instance's user name doubles as the sysbox account name.
+    let u = TestUser::new();
+    let d = sysbox_files("# keep me\nalice:100000:65536\n", "alice:100000:65536\n");
+    let r = prepare_sysbox(&u.user, d.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pw = sh(&format!("getent passwd {}", u.user)).stdout;
+    assert!(pw.contains(":Dockyard sysbox subordinate ids:"), "{pw}");
+    let subuid = fs::read_to_string(d.path().join("subuid")).unwrap();
+    assert_eq!(
+        subuid,
+        format!(
+            "# keep me\nalice:100000:65536\n{}:165536:268435456\n",
+            u.user
+        )
+    );
+    // SUB_GID_MIN from login.defs moves the subgid window.
+    let subgid = fs::read_to_string(d.path().join("subgid")).unwrap();
+    assert_eq!(
+        subgid,
+        format!("alice:100000:65536\n{}:200000:268435456\n", u.user)
+    );
+    // Again: nothing changes.
+    let r = prepare_sysbox(&u.user, d.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(fs::read_to_string(d.path().join("subuid")).unwrap(), subuid);
+    assert_eq!(fs::read_to_string(d.path().join("subgid")).unwrap(), subgid);
+    // A wrong-sized range of our own user is replaced, as sysbox-mgr would.
+    fs::write(
+        d.path().join("subuid"),
+        format!("{}:100000:65536\nalice:165536:10\n", u.user),
+    )
+    .unwrap();
+    let r = prepare_sysbox(&u.user, d.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        fs::read_to_string(d.path().join("subuid")).unwrap(),
+        format!("alice:165536:10\n{}:165546:268435456\n", u.user)
+    );
+}
+
+#[test]
+fn sysbox_adopts_a_foreign_user_only_with_sysbox_ranges() {
+    if !require_root("sysbox_adopts_a_foreign_user_only_with_sysbox_ranges") {
+        return;
+    }
+    let u = TestUser::new();
+    let made = sh(&format!(
+        "useradd --system --user-group --no-create-home --comment 'someone else' {}",
+        u.user
+    ));
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    // No ranges: refused, files untouched.
+    let d = sysbox_files("", "");
+    let r = prepare_sysbox(&u.user, d.path());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("will not adopt"), "{}", r.stderr);
+    assert_eq!(fs::read_to_string(d.path().join("subuid")).unwrap(), "");
+    // Ranges of the wrong size (a plain useradd's 65536): refused too.
+    let line = format!("{}:100000:65536\n", u.user);
+    let d = sysbox_files(&line, &line);
+    let r = prepare_sysbox(&u.user, d.path());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    // sysbox's own setup (one range of 268435456 in each file): used as is.
+    let line = format!("{}:165536:268435456\n", u.user);
+    let d = sysbox_files(&line, &line);
+    let r = prepare_sysbox(&u.user, d.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(fs::read_to_string(d.path().join("subuid")).unwrap(), line);
+    assert_eq!(fs::read_to_string(d.path().join("subgid")).unwrap(), line);
+}
+
+#[test]
+fn sysbox_refuses_a_lone_group_and_bad_arguments() {
+    if !require_root("sysbox_refuses_a_lone_group_and_bad_arguments") {
+        return;
+    }
+    let u = TestUser::new();
+    assert_eq!(sh(&format!("groupadd --system {}", u.user)).code, 0);
+    let d = sysbox_files("", "");
+    let r = prepare_sysbox(&u.user, d.path());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("will not adopt"), "{}", r.stderr);
+    assert!(sh(&format!("getent passwd {}", u.user)).code != 0);
+    for bad in [
+        vec!["prepare", "sysbox"],
+        vec!["prepare", "sysbox", "--subid-user", "Bad:Name"],
+        vec!["prepare", "sysbox", "--subid-user", "sysbox", "extra"],
+        vec![
+            "prepare",
+            "sysbox",
+            "--subid-user",
+            "sysbox",
+            "--root",
+            "/x",
+        ],
+    ] {
+        let r = run(Command::new(helper()).args(&bad));
+        assert_eq!(r.code, 2, "{bad:?}: {}", r.stderr);
+    }
+}
