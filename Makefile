@@ -19,7 +19,7 @@ MANDIR        = $(PREFIX)/share/man
 DOCDIR        = $(PREFIX)/share/doc/dockyard
 DATADIR       = $(PREFIX)/share/dockyard
 
-RELEASE       = target/release
+RELEASE       = $(or $(CARGO_TARGET_DIR),target)/release
 HELPER_NAMES  = dockyard-network dockyard-prepare dockyard-sysbox-chown
 MAN5          = man/dockyard.conf.5
 MAN8          = man/dockyard-generator.8 man/dockyard-helper.8
