@@ -3,8 +3,8 @@
 # checks it with lintian:
 #   packaging/deb/build.sh
 # The package holds exactly what `make install PREFIX=/usr` installs, with
-# binaries stripped, man pages compressed, and maintainer scripts that reload
-# systemd but never restart running instances.
+# binaries stripped and man pages compressed (packaging/stage.sh), and
+# maintainer scripts that reload systemd but never restart running instances.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -17,16 +17,9 @@ work=$(mktemp -d /tmp/dockyard-deb.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 root=$work/root
 
-make -s -C "$repo" install DESTDIR="$root" PREFIX=/usr >/dev/null
-
-# Binaries: strip (the release profile keeps symbols for backtraces).
-find "$root/usr" -type f -perm -0100 -exec sh -c 'file -b "$1" | grep -q ELF' _ {} \; \
-    -exec strip --strip-unneeded --remove-section=.comment --remove-section=.note {} \;
-# Man pages compressed, reproducibly.
-find "$root/usr/share/man" -type f -name '*.[0-9]' -exec gzip -9n {} \;
+"$repo/packaging/stage.sh" "$root"
 
 doc=$root/usr/share/doc/dockyard
-install -m 0644 "$here/copyright" "$doc/copyright"
 {
     echo "dockyard ($debversion) unstable; urgency=medium"
     echo
@@ -40,7 +33,7 @@ install -m 0644 "$here/lintian-overrides" "$root/usr/share/lintian/overrides/doc
 # Shared-library dependencies, computed as debhelper would.
 mkdir -p "$work/shlibs/debian"
 printf 'Source: dockyard\n\nPackage: dockyard\nArchitecture: any\n' >"$work/shlibs/debian/control"
-elfs=$(find "$root/usr" -type f -perm -0100 -exec sh -c 'file -b "$1" | grep -q ELF && echo "$1"' _ {} \;)
+elfs=$(find "$root/usr" -type f -perm -0100 -exec sh -c '[ "$(head -c4 "$1" | od -An -c | tr -d " ")" = "177ELF" ] && echo "$1"' _ {} \;)
 # shellcheck disable=SC2086
 shlibs=$(cd "$work/shlibs" && dpkg-shlibdeps -O $elfs 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 [ -n "$shlibs" ] || { echo "build-deb: dpkg-shlibdeps found no libraries" >&2; exit 1; }
