@@ -1,0 +1,75 @@
+//! Which instances use which version, from their confs (the model's
+//! loader, so the answer matches what the generator renders). Docker
+//! versions are pinned per instance (DockerVersion= or the manifest's
+//! default); the sysbox version is the manifest's default, used by every
+//! instance with Runtime=sysbox-runc.
+
+use dockyard_model::instance::VersionDefaults;
+use dockyard_model::load::{load_dir, LoadOptions};
+use dockyard_model::manifest::{Kind, Manifest};
+use dockyard_model::paths;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Default)]
+pub struct Pins {
+    pub docker: BTreeMap<String, Vec<String>>,
+    pub sysbox: BTreeMap<String, Vec<String>>,
+    /// Confs that could not be read: their pins are unknown.
+    pub unreadable: Vec<String>,
+    pub dir: PathBuf,
+}
+
+impl Pins {
+    pub fn users(&self, kind: Kind, version: &str) -> &[String] {
+        let map = if kind == Kind::Sysbox {
+            &self.sysbox
+        } else {
+            &self.docker
+        };
+        map.get(version).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+pub fn instances_dir() -> PathBuf {
+    std::env::var_os(paths::INSTANCES_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(paths::INSTANCES_DIR))
+}
+
+pub fn load(manifest: &Manifest) -> Pins {
+    let dir = instances_dir();
+    let defaults = VersionDefaults {
+        docker: Ok(manifest.defaults.docker.clone()),
+        // Not checked against the manifest here: an instance pinning a
+        // version the manifest forgot still uses it.
+        known_docker: None,
+    };
+    let catalog = load_dir(&LoadOptions {
+        dir: &dir,
+        defaults: &defaults,
+        sys_class_net: std::path::Path::new("/sys/class/net"),
+    });
+    let mut pins = Pins {
+        dir,
+        ..Pins::default()
+    };
+    for inst in &catalog.instances {
+        let name = inst.name.as_str().to_string();
+        pins.docker
+            .entry(inst.docker_version.clone())
+            .or_default()
+            .push(name.clone());
+        if inst.uses_sysbox() {
+            pins.sysbox
+                .entry(manifest.defaults.sysbox.clone())
+                .or_default()
+                .push(name);
+        }
+    }
+    for skipped in &catalog.skipped {
+        pins.unreadable
+            .push(format!("{}: {}", skipped.conf.display(), skipped.reason));
+    }
+    pins
+}
