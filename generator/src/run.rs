@@ -6,6 +6,7 @@ use crate::unit;
 use dockyard_model::instance::VersionDefaults;
 use dockyard_model::load::{load_dir, LoadOptions};
 use dockyard_model::manifest;
+use dockyard_model::name::InstanceName;
 use dockyard_model::paths;
 use dockyard_model::{Diagnostic, Severity};
 use std::path::{Path, PathBuf};
@@ -104,11 +105,50 @@ pub fn generate(settings: &Settings) -> Generated {
             String::new()
         }
     };
+    let mut output = unit::render(&instances, &sysbox_version);
+    add_remnants(settings, &mut output, &mut diagnostics);
     Generated {
-        output: unit::render(&instances, &sysbox_version),
+        output,
         diagnostics,
         skipped,
     }
+}
+
+/// Running instances (their bridge `NAME_docker0` exists) that got no unit
+/// above keep one that can stop them and clean up (unit::remnant_unit).
+fn add_remnants(settings: &Settings, output: &mut unit::Output, diagnostics: &mut Vec<Diagnostic>) {
+    let Ok(dir) = std::fs::read_dir(&settings.sys_class_net) else {
+        return;
+    };
+    let mut names: Vec<InstanceName> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let iface = e.file_name();
+            let stem = iface.to_str()?.strip_suffix("_docker0")?.to_string();
+            InstanceName::parse(&stem).ok()
+        })
+        .filter(|n| !output.units.iter().any(|u| u.name == n.unit()))
+        .collect();
+    names.sort();
+    for name in names {
+        let conf = settings
+            .instances_dir
+            .join(format!("{}.conf", name.as_str()));
+        diagnostics.push(Diagnostic::warning(
+            &conf,
+            None,
+            format!(
+                "instance {} is running (bridge {} exists) but has no valid conf; its unit can only stop it and clean up: `systemctl stop {}`, or restore the conf and run `systemctl daemon-reload`",
+                name.as_str(),
+                name.bridge(),
+                name.unit()
+            ),
+        ));
+        output
+            .units
+            .push(unit::remnant_unit(&name, &conf.to_string_lossy()));
+    }
+    output.units.sort_by(|a, b| a.name.cmp(&b.name));
 }
 
 pub fn log_diagnostics(logger: &Logger, diagnostics: &[Diagnostic]) {

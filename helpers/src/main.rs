@@ -15,6 +15,7 @@ mod netlink;
 mod network;
 mod notify;
 mod prepare;
+mod state;
 mod subid;
 mod sysbox_chown;
 mod sysbox_user;
@@ -26,8 +27,10 @@ use std::path::Path;
 const USAGE: &str = "\
 usage:
   dockyard-network up|down --instance NAME --bridge IFACE --bridge-cidr ADDR/LEN --fixed-cidr NET/LEN --pool NET/LEN
+  dockyard-network down --instance NAME          (values recorded by up)
   dockyard-prepare up --instance NAME --user USER --group GROUP --root DIR --exec-root DIR --config-file FILE [--daemon-option KEY=JSON]...
   dockyard-prepare down --instance NAME --root DIR --exec-root DIR
+  dockyard-prepare down --instance NAME          (values recorded by up)
   dockyard-prepare sysbox --subid-user NAME [--subuid-file FILE] [--subgid-file FILE] [--login-defs FILE]
   dockyard-sysbox-chown --data-root DIR --subid-user NAME [--subuid-file FILE] [--subgid-file FILE]
   (or: dockyard-helper network|prepare|sysbox-chown ARGS...)";

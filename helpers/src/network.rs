@@ -10,7 +10,7 @@ use crate::args::{self, Opts};
 use crate::error::{Context, Failures, Result};
 use crate::firewall::{self, Spec};
 use crate::netlink::Netlink;
-use crate::{bail, notify};
+use crate::{bail, notify, state};
 
 const OPTIONS: &[&str] = &["instance", "bridge", "bridge-cidr", "fixed-cidr", "pool"];
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
@@ -37,12 +37,50 @@ pub fn parse(opts: &Opts) -> Result<NetArgs> {
 pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
     let opts = args::parse(argv, OPTIONS, &[])?;
     let action = opts.action(&["up", "down"])?;
+    // `down --instance NAME` alone: the values `up` recorded (the unit the
+    // generator writes for a running instance whose conf is gone).
+    if action == "down" && OPTIONS[1..].iter().all(|o| opts.get(o).is_none()) {
+        let instance = args::instance_name(opts.required("instance")?)?;
+        return down_from_state(&instance);
+    }
     let a = parse(&opts)?;
     if action == "up" {
-        up(&a)
+        up(&a)?;
+        state::save(
+            &a.instance,
+            STATE,
+            &[
+                ("bridge", a.bridge.clone()),
+                ("bridge-cidr", a.bridge_cidr.to_string()),
+                ("fixed-cidr", a.fixed.to_string()),
+                ("pool", a.pool.to_string()),
+            ],
+        )
     } else {
-        down(&a)
+        down(&a.instance, &a.bridge, Some(a.pool))?;
+        state::remove(&a.instance, STATE)
     }
+}
+
+const STATE: &str = "network";
+
+fn down_from_state(instance: &str) -> Result<()> {
+    let recorded = state::load(instance, STATE)?;
+    let value = |k: &str| recorded.as_ref().and_then(|m| m.get(k)).map(String::as_str);
+    let bridge = match value("bridge") {
+        Some(b) => args::bridge_name(b)?,
+        None => {
+            log::warn!(
+                "instance {instance}: no network state recorded; removing its tagged rules and bridge {instance}_docker0, but not the bridges of its user-defined networks (their pool is unknown)"
+            );
+            format!("{instance}_docker0")
+        }
+    };
+    let pool = value("pool")
+        .map(|p| args::network_cidr("pool", p))
+        .transpose()?;
+    down(instance, &bridge, pool)?;
+    state::remove(instance, STATE)
 }
 
 fn spec(a: &NetArgs) -> Spec {
@@ -149,16 +187,16 @@ fn enable_forwarding() -> Result<()> {
 
 /// Teardown runs every step even if one fails, so one problem does not leave
 /// the rest behind; it exits 0 when there was nothing to remove.
-pub fn down(a: &NetArgs) -> Result<()> {
+pub fn down(instance: &str, bridge: &str, pool: Option<Ipv4Net>) -> Result<()> {
     let mut f = Failures::default();
-    notify::status(&format!("removing firewall rules of {}", a.instance));
-    if let Some(n) = f.record(firewall::apply_down(&a.instance)) {
+    notify::status(&format!("removing firewall rules of {instance}"));
+    if let Some(n) = f.record(firewall::apply_down(instance)) {
         if n > 0 {
-            log::info!("instance {}: firewall rules and chains removed", a.instance);
+            log::info!("instance {instance}: firewall rules and chains removed");
         }
     }
 
-    notify::status(&format!("removing bridges of {}", a.instance));
+    notify::status(&format!("removing bridges of {instance}"));
     let nl = f.record(Netlink::open().ctx(|| "cannot open a netlink socket"));
     if let Some(mut nl) = nl {
         let listed = nl
@@ -167,14 +205,14 @@ pub fn down(a: &NetArgs) -> Result<()> {
             .ctx(|| "cannot list network interfaces and addresses");
         if let Some((links, addrs)) = f.record(listed) {
             for l in &links {
-                let ours = l.name == a.bridge;
+                let ours = l.name == bridge;
                 // Leftover user-defined networks of this instance: br-… bridges
                 // whose address lies in this instance's pool, and nothing else.
                 let leftover = l.is_bridge
                     && l.name.starts_with("br-")
-                    && addrs
-                        .iter()
-                        .any(|ad| ad.index == l.index && a.pool.contains(&ad.net.addr()));
+                    && addrs.iter().any(|ad| {
+                        ad.index == l.index && pool.is_some_and(|p| p.contains(&ad.net.addr()))
+                    });
                 if ours && !l.is_bridge {
                     log::warn!(
                         "interface {} is not a bridge; leaving it alone (Dockyard did not create it)",
@@ -187,11 +225,11 @@ pub fn down(a: &NetArgs) -> Result<()> {
                         .delete_link(l.index)
                         .ctx(|| format!("cannot delete bridge {}", l.name));
                     if let Some(true) = f.record(r) {
-                        log::info!("instance {}: deleted bridge {}", a.instance, l.name);
+                        log::info!("instance {instance}: deleted bridge {}", l.name);
                     }
                 }
             }
         }
     }
-    f.finish(&format!("network teardown of instance {}", a.instance))
+    f.finish(&format!("network teardown of instance {instance}"))
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::args::{self, Opts};
 use crate::dirs::{self, DirSpec, SocketState};
 use crate::error::{Error, Failures, Result};
-use crate::{bail, mounts, notify, users};
+use crate::{bail, mounts, notify, state, users};
 
 const OPTIONS: &[&str] = &[
     "instance",
@@ -29,14 +29,35 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
     let opts = args::parse(argv, OPTIONS, &["daemon-option"])?;
     let action = opts.action(&["up", "down", "sysbox"])?;
     let instance = args::instance_name(opts.required("instance")?)?;
+    // `down --instance NAME` alone: the values `up` recorded (the unit the
+    // generator writes for a running instance whose conf is gone).
+    if action == "down" && OPTIONS[1..].iter().all(|o| opts.get(o).is_none()) {
+        let Some(recorded) = state::load(&instance, STATE)? else {
+            log::warn!("instance {instance}: no state recorded by prepare up; nothing to clean up");
+            return Ok(());
+        };
+        let value = |k: &str| recorded.get(k).map(String::as_str).unwrap_or("");
+        let root = args::abs_path("root", value("root"))?;
+        let exec_root = args::abs_path("exec-root", value("exec-root"))?;
+        down(&instance, root, exec_root)?;
+        return state::remove(&instance, STATE);
+    }
     let root = args::abs_path("root", opts.required("root")?)?;
     let exec_root = args::abs_path("exec-root", opts.required("exec-root")?)?;
     if action == "up" {
-        up(&opts, &instance, root, exec_root)
+        let values = [
+            ("root", root.to_string_lossy().into_owned()),
+            ("exec-root", exec_root.to_string_lossy().into_owned()),
+        ];
+        up(&opts, &instance, root, exec_root)?;
+        state::save(&instance, STATE, &values)
     } else {
-        down(&instance, root, exec_root)
+        down(&instance, root, exec_root)?;
+        state::remove(&instance, STATE)
     }
 }
+
+const STATE: &str = "prepare";
 
 /// The daemon.json object from `--daemon-option KEY=JSON` arguments; `{}`
 /// when there are none (dockerd rejects an empty file).

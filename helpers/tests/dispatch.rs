@@ -55,7 +55,22 @@ fn actions_and_required_options_are_checked() {
         "{}",
         r.stderr
     );
-    let r = run(Command::new(helper()).args(["network", "down", "--instance", "dy1"]));
+    // (`down --instance NAME` alone is valid: it uses what `up` recorded.)
+    let r = run(Command::new(helper()).args(["network", "up", "--instance", "dy1"]));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("missing required option --bridge"),
+        "{}",
+        r.stderr
+    );
+    let r = run(Command::new(helper()).args([
+        "network",
+        "down",
+        "--instance",
+        "dy1",
+        "--pool",
+        "172.23.0.0/16",
+    ]));
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("missing required option --bridge"),

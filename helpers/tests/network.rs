@@ -335,3 +335,43 @@ fn legacy_iptables_backend_is_idempotent_too() {
     let saved = ns.ok(&["iptables-legacy-save"]);
     assert!(!saved.contains("dockyard:dy1"), "{saved}");
 }
+
+/// The unit the generator writes for a running instance whose conf is gone
+/// calls `down --instance NAME` alone: the values come from what `up` recorded.
+#[test]
+fn down_with_the_instance_name_alone_uses_what_up_recorded() {
+    if !require_root("down_with_the_instance_name_alone_uses_what_up_recorded") {
+        return;
+    }
+    let ns = NetNs::new();
+    // A name no other test uses: the state directory is shared by the tests.
+    let inst = "dystate";
+    assert_eq!(
+        network(&ns, &args("up", inst, 150, "172.27.0.0/16")).code,
+        0
+    );
+    let state = common::state_dir().join(inst).join("network");
+    let recorded = std::fs::read_to_string(&state).expect("network up records its values");
+    assert!(recorded.contains("pool=172.27.0.0/16\n"), "{recorded}");
+    ns.ok(&["ip", "link", "add", "br-z", "type", "bridge"]);
+    ns.ok(&["ip", "addr", "add", "172.27.9.1/24", "dev", "br-z"]);
+
+    let r = ns.helper(&["network", "down", "--instance", inst]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let save = ns.ok(&["iptables-save"]);
+    assert!(tagged(&save, inst).is_empty(), "{save}");
+    assert!(!save.contains(&format!(":DOCKYARD-{inst} ")), "{save}");
+    let links = ns.ok(&["ip", "-o", "link", "show"]);
+    assert!(!links.contains("dystate_docker0"), "{links}");
+    assert!(!links.contains("br-z"), "{links}");
+    assert!(!state.exists(), "down must forget the recorded state");
+
+    // Nothing recorded any more: still success, tagged leftovers by name.
+    let r = ns.helper(&["network", "down", "--instance", inst]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no network state recorded"),
+        "{}",
+        r.stderr
+    );
+}

@@ -459,3 +459,28 @@ fn sysbox_refuses_a_lone_group_and_bad_arguments() {
         assert_eq!(r.code, 2, "{bad:?}: {}", r.stderr);
     }
 }
+
+#[test]
+fn down_with_the_instance_name_alone_uses_what_up_recorded() {
+    if !require_root("down_with_the_instance_name_alone_uses_what_up_recorded") {
+        return;
+    }
+    let u = TestUser::new();
+    let l = layout();
+    let r = prepare_up(&u, &l, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let state = common::state_dir().join(&u.instance).join("prepare");
+    let recorded = fs::read_to_string(&state).expect("prepare up records its values");
+    assert!(
+        recorded.contains(&format!("root={}\n", l.root.display())),
+        "{recorded}"
+    );
+    // A stale socket, as a dockerd killed with SIGKILL leaves it.
+    drop(UnixListener::bind(l.root.join("docker.sock")).unwrap());
+    let r = run(Command::new(helper()).args(["prepare", "down", "--instance", &u.instance]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!l.root.join("docker.sock").exists(), "stale socket left");
+    assert!(!state.exists(), "down must forget the recorded state");
+    let r = run(Command::new(helper()).args(["prepare", "down", "--instance", &u.instance]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

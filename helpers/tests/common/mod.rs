@@ -37,11 +37,18 @@ impl From<Output> for Run {
 }
 
 pub fn run(cmd: &mut Command) -> Run {
+    // State the helpers record for `down --instance NAME` goes to the build
+    // tree, never to the host's /run/dockyard.
     cmd.env("DOCKYARD_LOG", "stderr")
+        .env("DOCKYARD_STATE_DIR", state_dir())
         .env_remove("NOTIFY_SOCKET")
         .output()
         .expect("spawn")
         .into()
+}
+
+pub fn state_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("helper-state")
 }
 
 pub fn sh(script: &str) -> Run {
