@@ -4,6 +4,7 @@
 #   make install DESTDIR=… PREFIX=/usr
 #   make bench                generator benchmark (see PERFORMANCE.md)
 #   sudo make quickstart      install and start an instance on this host
+#   sudo make lifecycle       the lifecycle suite alone (booted systemd, real dockerd)
 
 PREFIX      ?= /usr
 SYSCONFDIR  ?= /etc
@@ -28,7 +29,7 @@ MAN8          = man/dockyard-generator.8 man/dockyard-helper.8
 # directory they are installed to.
 export DOCKYARD_LIBEXEC_DIR = $(LIBEXECDIR)
 
-.PHONY: all build check test lint man-check verify-units install uninstall bench clean quickstart
+.PHONY: all build check test lint man-check verify-units lifecycle install uninstall bench clean quickstart
 
 all: build
 
@@ -52,7 +53,12 @@ man-check:
 verify-units: build
 	tests/generator/verify-units.sh
 
-check: lint test man-check verify-units
+# Issue 3's suite under a booted systemd (tests/lifecycle/README.md); needs
+# root. It installs the binaries just built with make install DESTDIR=….
+lifecycle: build
+	LC_INSTALL_NO_BUILD=1 bash tests/lifecycle/suite.sh
+
+check: lint test man-check verify-units lifecycle
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
