@@ -2,7 +2,7 @@
 #   make                      build release binaries
 #   make check                everything CI runs (see README "Tests")
 #   make install DESTDIR=… PREFIX=/usr
-#   make bench                generator benchmark (see PERFORMANCE.md)
+#   make bench                generator and installer benchmarks (see PERFORMANCE.md)
 #   sudo make quickstart      install and start an instance on this host
 #   sudo make lifecycle       the lifecycle suite alone (booted systemd, real dockerd)
 
@@ -23,7 +23,7 @@ DATADIR       = $(PREFIX)/share/dockyard
 RELEASE       = $(or $(CARGO_TARGET_DIR),target)/release
 HELPER_NAMES  = dockyard-network dockyard-prepare dockyard-sysbox-chown
 MAN5          = man/dockyard.conf.5
-MAN8          = man/dockyard-generator.8 man/dockyard-helper.8
+MAN8          = man/dockyard-generator.8 man/dockyard-helper.8 man/dockyard.8
 
 # Generated units call the helpers by absolute path: build with the
 # directory they are installed to.
@@ -63,7 +63,8 @@ check: lint test man-check verify-units lifecycle
 install: build
 	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples/dy1.conf.d \
-		$(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/dockyard/instances.d
+		$(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/dockyard/instances.d $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 0755 $(RELEASE)/dockyard $(DESTDIR)$(BINDIR)/dockyard
 	$(INSTALL) -m 0755 $(RELEASE)/dockyard-generator $(DESTDIR)$(GENERATORDIR)/dockyard-generator
 	$(INSTALL) -m 0755 $(RELEASE)/dockyard-helper $(DESTDIR)$(LIBEXECDIR)/dockyard-helper
 	for name in $(HELPER_NAMES); do ln -sf dockyard-helper $(DESTDIR)$(LIBEXECDIR)/$$name; done
@@ -77,10 +78,25 @@ install: build
 
 uninstall:
 	rm -f $(DESTDIR)$(GENERATORDIR)/dockyard-generator $(DESTDIR)$(UNITDIR)/dockyard.slice
+	rm -f $(DESTDIR)$(BINDIR)/dockyard
 	rm -f $(DESTDIR)$(LIBEXECDIR)/dockyard-helper $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(HELPER_NAMES))
 	rm -f $(DESTDIR)$(MANDIR)/man5/dockyard.conf.5 $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
 	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)
 	-rmdir $(DESTDIR)$(LIBEXECDIR)
+
+# Packages (target/debian/*.deb, target/rpm/*/*.rpm), each checked by
+# lintian / rpmlint with no errors or warnings.
+deb:
+	packaging/deb/build.sh
+
+rpm:
+	packaging/rpm/build.sh
+
+packages: deb rpm
+
+# The Ansible role, run twice over SSH against a booted systemd host.
+ansible-test:
+	bash packaging/ansible/test.sh
 
 # Build, install, give Dockyard Docker binaries and start instance dy1.
 quickstart:
@@ -88,6 +104,7 @@ quickstart:
 
 bench: build
 	$(CARGO) bench --locked -p dockyard-generator --bench generator
+	$(CARGO) bench --locked -p dockyard-cli --bench install
 
 clean:
 	$(CARGO) clean

@@ -14,6 +14,9 @@ packages=(
     systemd groff-base man-db
     # lifecycle suite: a booted systemd in a container with real dockerd
     debootstrap systemd-container dnsmasq-base busybox-static python3
+    # installer tests (.deb fixtures via dpkg-deb, tmpfs via unshare) and its
+    # benchmark's baseline pipeline (curl | sha256sum, tar)
+    dpkg curl coreutils tar
 )
 
 if [ "$(id -u)" -ne 0 ]; then
