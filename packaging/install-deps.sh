@@ -17,6 +17,8 @@ packages=(
     # installer tests (.deb fixtures via dpkg-deb, tmpfs via unshare) and its
     # benchmark's baseline pipeline (curl | sha256sum, tar)
     dpkg curl coreutils tar
+    # packages and the fleet role: lintian, rpmbuild, rpmlint, ansible
+    lintian rpm rpmlint ansible-core openssh-client file
 )
 
 if [ "$(id -u)" -ne 0 ]; then
