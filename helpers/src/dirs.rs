@@ -142,11 +142,15 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         bail!("{} is not a file path", path.display());
     };
+    // The pid keeps two writers of the same file (two `up`s racing, or
+    // parallel tests) from sharing one temporary name; the last rename wins
+    // and neither ever sees a half-written file.
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(".dockyard-tmp");
+    tmp_name.push(format!(".{}.dockyard-tmp", std::process::id()));
     let tmp = dir.join(tmp_name);
-    // A leftover from a crash: unlink (never follows a symlink) and recreate.
+    // A leftover from a crashed run that had this pid: unlink (never follows
+    // a symlink) and recreate.
     match fs::remove_file(&tmp) {
         Err(e) if e.kind() != ErrorKind::NotFound => {
             bail!("cannot remove stale temp file {}: {e}", tmp.display())

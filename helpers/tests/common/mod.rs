@@ -47,8 +47,18 @@ pub fn run(cmd: &mut Command) -> Run {
         .into()
 }
 
+/// One state directory per test: tests run in parallel threads and reuse
+/// instance names (each in its own network namespace), so a shared
+/// directory let one test's `down` delete another's record, and their
+/// writes race. The test harness names each thread after its test.
 pub fn state_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("helper-state")
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("main")
+        .replace("::", "-");
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("helper-state")
+        .join(test)
 }
 
 pub fn sh(script: &str) -> Run {
