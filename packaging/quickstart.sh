@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
-# Quick start: build and install Dockyard on this host, give it Docker
-# binaries, and start one instance, dy1. Run from the repository as root:
+# Quick start: build and install Dockyard on this host, fetch the pinned
+# Docker build with `dockyard install` (sha256-verified, from the URLs in the
+# artifacts manifest), and start one instance, dy1. Run from the
+# repository as root:
 #   sudo make quickstart
-#
-# Until the installer (`dockyard install`, fetching Docker's static builds
-# pinned by sha256) lands, the Docker binaries come from the distribution's
-# docker.io package, laid out in Dockyard's versioned store exactly as the
-# installer will lay them out. The distribution's own docker and containerd
-# services are masked first when docker.io was not already installed, so
-# this script never starts a host-wide dockerd.
+# Offline hosts: DOCKYARD_QUICKSTART_FROM=DIR installs from files in DIR
+# named as in the manifest's URLs (`dockyard install --from`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,29 +44,10 @@ for line in sys.stdin:
 make build
 make install PREFIX=/usr
 
-if ! dpkg -s docker.io >/dev/null 2>&1; then
-    say "masking the distribution's docker/containerd services before installing docker.io for its binaries"
-    systemctl mask docker.service docker.socket containerd.service >/dev/null
-fi
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null
-
-version=$(/usr/sbin/dockerd --version | sed -n 's/^Docker version \([^,]*\),.*/\1/p')
-[ -n "$version" ] || die "cannot read the dockerd version"
-store=/var/lib/dockyard/artifacts/docker/$version/bin
-if [ ! -x "$store/dockerd" ]; then
-    staging=$(mktemp -d /var/lib/dockyard/artifacts/.staging.XXXXXX 2>/dev/null || { mkdir -p /var/lib/dockyard/artifacts && mktemp -d /var/lib/dockyard/artifacts/.staging.XXXXXX; })
-    mkdir -p "$staging/bin"
-    for bin in dockerd docker containerd containerd-shim-runc-v2 ctr runc docker-proxy docker-init; do
-        src=$(PATH=/usr/sbin:/usr/bin:/usr/libexec/docker:/usr/libexec/docker/cli-plugins command -v "$bin" || true)
-        [ -n "$src" ] || src=$(ls /usr/libexec/docker/*/"$bin" 2>/dev/null | head -n1 || true)
-        [ -n "$src" ] || die "docker.io provides no $bin"
-        cp -L "$src" "$staging/bin/$bin"
-    done
-    mkdir -p "$(dirname "$store")"
-    mv -T "$staging/bin" "$store"
-    rmdir "$staging"
-    say "Docker $version binaries laid out in $store"
-fi
+# Docker for this instance; runc, so sysbox is not needed for the quick start.
+install_args=(--no-sysbox)
+[ -z "${DOCKYARD_QUICKSTART_FROM:-}" ] || install_args+=(--from "$DOCKYARD_QUICKSTART_FROM")
+dockyard install "${install_args[@]}"
 
 if [ -e "$conf" ]; then
     say "$conf exists; leaving it as it is"
@@ -82,7 +60,6 @@ else
 BridgeCIDR=$bridge_cidr
 PoolBase=$pool_base
 Runtime=runc
-DockerVersion=$version
 CONF
     chmod 0644 "$tmp"
     mv "$tmp" "$conf"
@@ -95,7 +72,10 @@ if ! systemctl cat "${name}_docker.service" >/dev/null 2>&1; then
     die "${name}_docker.service was not generated; see the messages above"
 fi
 systemctl start "${name}_docker.service"
-socket=$(systemctl show -p ExecStart "${name}_docker.service" | grep -o 'unix://[^ ;]*' | head -n1)
+exec_start=$(systemctl show -p ExecStart "${name}_docker.service")
+socket=$(printf '%s\n' "$exec_start" | grep -o 'unix://[^ ;]*' | head -n1)
+# The Docker CLI of the same build, from Dockyard's store.
+docker_cli=$(dirname "$(printf '%s\n' "$exec_start" | sed -n 's/.*path=\([^ ;]*dockerd\).*/\1/p')")/docker
 say "${name}_docker.service is $(systemctl is-active "${name}_docker.service")"
-DOCKER_HOST=$socket docker version --format 'quickstart: dockerd {{.Server.Version}} answers on '"$socket"
-say "use it with: export DOCKER_HOST=$socket   (members of group ${name}_docker need no sudo)"
+DOCKER_HOST=$socket "$docker_cli" version --format 'quickstart: dockerd {{.Server.Version}} answers on '"$socket"
+say "use it with: DOCKER_HOST=$socket $docker_cli ps   (members of group ${name}_docker need no sudo)"
