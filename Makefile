@@ -58,7 +58,7 @@ verify-units: build
 lifecycle: build
 	LC_INSTALL_NO_BUILD=1 bash tests/lifecycle/suite.sh
 
-check: lint test man-check verify-units lifecycle
+check: lint test man-check verify-units lifecycle packages ansible-test
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
