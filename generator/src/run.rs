@@ -45,10 +45,13 @@ pub struct Generated {
     pub skipped: usize,
 }
 
-/// Loads and renders; writes nothing.
-pub fn generate(settings: &Settings) -> Generated {
-    let mut diagnostics = Vec::new();
-    let (defaults, sysbox_version) = match manifest::load(&settings.manifest_override) {
+/// The version defaults confs are checked against, and the sysbox version
+/// units point at, from the artifacts manifest; a broken manifest gives
+/// its diagnostic and the reason there are no defaults.
+pub fn version_defaults(
+    manifest_override: &Path,
+) -> (VersionDefaults, Result<String, String>, Option<Diagnostic>) {
+    match manifest::load(manifest_override) {
         Ok(loaded) => (
             VersionDefaults {
                 docker: Ok(loaded.manifest.defaults.docker.clone()),
@@ -62,22 +65,30 @@ pub fn generate(settings: &Settings) -> Generated {
                 ),
             },
             Ok(loaded.manifest.defaults.sysbox.clone()),
+            None,
         ),
         Err(d) => {
             let why = format!(
                 "the artifacts manifest {} is unusable (see the error above)",
                 d.path.display()
             );
-            diagnostics.push(d);
             (
                 VersionDefaults {
                     docker: Err(why.clone()),
                     known_docker: None,
                 },
                 Err(why),
+                Some(d),
             )
         }
-    };
+    }
+}
+
+/// Loads and renders; writes nothing.
+pub fn generate(settings: &Settings) -> Generated {
+    let mut diagnostics = Vec::new();
+    let (defaults, sysbox_version, manifest_error) = version_defaults(&settings.manifest_override);
+    diagnostics.extend(manifest_error);
     let catalog = load_dir(&LoadOptions {
         dir: &settings.instances_dir,
         defaults: &defaults,
