@@ -2,8 +2,13 @@
 //! `install` (issue 4). The others (new, check, status, …; issue 5) become
 //! further variants of [`Command`], each in its own module.
 
+mod check;
+mod completions;
+mod confwrite;
 mod error;
+mod import;
 mod install;
+mod new;
 
 use clap::{Parser, Subcommand};
 use error::EXIT_CODES_HELP;
@@ -26,12 +31,27 @@ enum Command {
     /// Fetch, verify and lay out Docker and sysbox binaries in the versioned store
     #[command(after_help = EXIT_CODES_HELP)]
     Install(install::Args),
+    /// Write a new instance's conf with networks nothing else uses
+    #[command(after_help = new::EXIT_CODES_HELP)]
+    New(new::Args),
+    /// Validate confs exactly as the generator does
+    #[command(after_help = check::EXIT_CODES_HELP)]
+    Check(check::Args),
+    /// Convert a dockyard.env of the bash tool into a conf, without running it
+    #[command(after_help = import::EXIT_CODES_HELP)]
+    Import(import::Args),
+    /// Print a shell completion script
+    Completions(completions::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Install(args) => install::run(&args),
+        Command::New(args) => new::run(&args),
+        Command::Check(args) => check::run(&args),
+        Command::Import(args) => import::run(&args),
+        Command::Completions(args) => completions::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

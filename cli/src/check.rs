@@ -1,0 +1,189 @@
+//! `dockyard check [FILE…] [--dry-run]`: the generator's own validation,
+//! through the generator's library, so the CLI and the boot can never
+//! disagree. Without FILE it checks the whole instances directory exactly
+//! as a `daemon-reload` would; with FILEs it checks those confs (which need
+//! not be in the directory yet) and their conflicts with the directory's
+//! instances, as if they had just been dropped in.
+
+use crate::error::{Failure, Result};
+use dockyard_generator::run::{generate, version_defaults, Settings};
+use dockyard_generator::{output, unit};
+use dockyard_model::conflict::{self, Standing};
+use dockyard_model::instance::VersionDefaults;
+use dockyard_model::load::{load_dir, load_one, LoadOptions};
+use dockyard_model::{Diagnostic, Instance};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  no errors (warnings do not fail)
+  1  at least one error: a conf would get no unit, or the directory or manifest is unusable
+  2  usage error";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Confs to check (with their NAME.conf.d drop-ins); default: every conf of the instances directory
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Also print the units the generator would write
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub struct Report {
+    pub diagnostics: Vec<Diagnostic>,
+    /// Confs that would get no unit.
+    pub skipped: usize,
+    pub output: unit::Output,
+}
+
+impl Report {
+    pub fn failed(&self) -> bool {
+        self.skipped > 0 || self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// The files' instances against the instances directory: the directory's
+/// instances of other names stand as they are; a file replaces the
+/// directory's conf of the same name.
+pub fn check_files(settings: &Settings, files: &[PathBuf]) -> Report {
+    let (defaults, sysbox_version, manifest_error) = version_defaults(&settings.manifest_override);
+    let mut diagnostics: Vec<Diagnostic> = manifest_error.into_iter().collect();
+    let mut skipped = 0;
+    let mut mine: Vec<Instance> = Vec::new();
+    for file in files {
+        let (inst, diags) = load_one(file, &defaults);
+        diagnostics.extend(diags);
+        match inst {
+            Some(i) => mine.push(i),
+            None => skipped += 1,
+        }
+    }
+    let names: Vec<_> = mine.iter().map(|i| i.name.clone()).collect();
+    let (mine, conflicts) = against_dir(settings, &defaults, mine);
+    skipped += names.len() - mine.len();
+    diagnostics.extend(conflicts);
+    let mut renderable = Vec::new();
+    for i in mine {
+        if i.uses_sysbox() {
+            if let Err(why) = &sysbox_version {
+                diagnostics.push(Diagnostic::error(
+                    &i.conf,
+                    None,
+                    format!("Runtime=sysbox-runc needs the sysbox version from {why}"),
+                ));
+                skipped += 1;
+                continue;
+            }
+        }
+        renderable.push(i);
+    }
+    let output = unit::render(&renderable, sysbox_version.as_deref().unwrap_or(""));
+    Report {
+        diagnostics,
+        skipped,
+        output,
+    }
+}
+
+/// Resolves `mine` against the instances directory's instances as the
+/// generator would (a conf in `mine` replaces the directory's conf of the
+/// same name); returns the accepted ones of `mine` and the errors about
+/// them.
+pub fn against_dir(
+    settings: &Settings,
+    defaults: &VersionDefaults,
+    mine: Vec<Instance>,
+) -> (Vec<Instance>, Vec<Diagnostic>) {
+    let catalog = load_dir(&LoadOptions {
+        dir: &settings.instances_dir,
+        defaults,
+        sys_class_net: &settings.sys_class_net,
+    });
+    let running = |i: &Instance| settings.sys_class_net.join(i.name.bridge()).exists();
+    // A conf not written yet is the newest of all.
+    let modified = |i: &Instance| {
+        std::fs::metadata(&i.conf)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|_| SystemTime::now())
+    };
+    let mut candidates: Vec<(Instance, Standing)> = catalog
+        .instances
+        .into_iter()
+        .filter(|i| !mine.iter().any(|m| m.name == i.name))
+        .map(|i| {
+            let standing = Standing {
+                running: running(&i),
+                modified: modified(&i),
+            };
+            (i, standing)
+        })
+        .collect();
+    let names: Vec<_> = mine.iter().map(|i| i.name.clone()).collect();
+    let my_files: Vec<PathBuf> = mine
+        .iter()
+        .flat_map(|i| std::iter::once(i.conf.clone()).chain(i.dropins.iter().cloned()))
+        .collect();
+    for i in mine {
+        let standing = Standing {
+            running: running(&i),
+            modified: modified(&i),
+        };
+        candidates.push((i, standing));
+    }
+    let (accepted, conflicts) = conflict::resolve(candidates);
+    let mine = accepted
+        .into_iter()
+        .filter(|i| names.contains(&i.name))
+        .collect();
+    let conflicts = conflicts
+        .into_iter()
+        .filter(|d| my_files.contains(&d.path))
+        .collect();
+    (mine, conflicts)
+}
+
+pub fn check(settings: &Settings, files: &[PathBuf]) -> Report {
+    if files.is_empty() {
+        let g = generate(settings);
+        Report {
+            diagnostics: g.diagnostics,
+            skipped: g.skipped,
+            output: g.output,
+        }
+    } else {
+        check_files(settings, files)
+    }
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let settings = Settings::from_env();
+    let report = check(&settings, &args.files);
+    for d in &report.diagnostics {
+        eprintln!("{d}");
+    }
+    if args.dry_run {
+        let stdout = std::io::stdout();
+        output::print_tree(&mut stdout.lock(), &report.output)
+            .map_err(|e| Failure::failed(format!("cannot print the units: {e}")))?;
+    }
+    let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = report.diagnostics.len() - errors;
+    let units = report
+        .output
+        .units
+        .iter()
+        .filter(|u| u.name.ends_with("_docker.service"))
+        .count();
+    let summary = format!(
+        "{units} instance unit(s) would be generated; {} conf(s) would get none; {errors} error(s), {warnings} warning(s)",
+        report.skipped
+    );
+    if report.failed() {
+        Err(Failure::failed(summary))
+    } else {
+        eprintln!("{summary}");
+        Ok(())
+    }
+}

@@ -1,0 +1,425 @@
+//! `dockyard new NAME`: the bash tool's `gen-env`, done right. Picks free
+//! networks (see [`alloc`]), refuses a name anything already uses, checks
+//! the conf with the model and writes it atomically, all under one lock so
+//! that concurrent runs never pick the same networks.
+
+pub mod alloc;
+pub mod host;
+
+use crate::confwrite::{self, WriteError};
+use crate::error::{Exit, Failure, Result};
+use alloc::{Allocation, HostNetworks, Rng, Taken};
+use dockyard_generator::run::{version_defaults, Settings};
+use dockyard_model::load::{load_dir, LoadOptions};
+use dockyard_model::{ini, instance, network, root, InstanceName};
+use ipnet::Ipv4Net;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  the conf was written (and, with --start, the instance started)
+  1  failure: no free range left, netlink or I/O error, unwritable directory, systemctl failed
+  2  usage error: bad NAME, bad CIDR or other option, a conf the model refuses
+  6  refused: something of that name already exists (conf, unit, bridge, user, group or root),
+     or a network given on the command line is in use";
+
+/// The lock around read-allocate-write; `DOCKYARD_NEW_LOCK` overrides it.
+pub const LOCK_PATH: &str = "/run/dockyard/new.lock";
+pub const LOCK_ENV: &str = "DOCKYARD_NEW_LOCK";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Instance name: a lowercase letter, then lowercase letters and digits, at most 7
+    pub name: String,
+    /// Instance root (data and socket); default /var/lib/dockyard/NAME
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<String>,
+    /// The bridge's address and prefix instead of a picked one, e.g. 172.22.147.1/24
+    #[arg(long, value_name = "CIDR")]
+    pub bridge_cidr: Option<String>,
+    /// The pool for user-defined networks instead of a picked one, e.g. 172.23.0.0/16
+    #[arg(long, value_name = "CIDR")]
+    pub pool_base: Option<String>,
+    /// Prefix length of each network carved from the pool (PoolSize=)
+    #[arg(long, value_name = "N")]
+    pub pool_size: Option<u8>,
+    /// Container runtime
+    #[arg(long, value_parser = ["sysbox-runc", "runc"])]
+    pub runtime: Option<String>,
+    /// Pin a Docker version (DockerVersion=); default: the manifest's
+    #[arg(long, value_name = "V")]
+    pub docker_version: Option<String>,
+    /// Pick networks inside this range instead of 172.16.0.0/12
+    #[arg(long, value_name = "CIDR")]
+    pub range: Option<String>,
+    /// Deterministic pick order (for tests); default: random
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Reload systemd and start the instance after writing its conf
+    #[arg(long)]
+    pub start: bool,
+    /// Print the conf's values and DOCKER_HOST as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure::new(Exit::Usage, message)
+}
+
+/// One of the model's checks on a network value.
+type NetCheck = fn(&Ipv4Net) -> std::result::Result<(), String>;
+
+fn cidr_flag(flag: &str, value: &str, checks: &[NetCheck]) -> Result<Ipv4Net> {
+    let net = network::parse_cidr(value).map_err(|e| usage(format!("{flag} {value}: {e}")))?;
+    for check in checks {
+        check(&net).map_err(|e| usage(format!("{flag} {value}: {e}")))?;
+    }
+    Ok(net)
+}
+
+pub struct Lock {
+    _lock: Flock<File>,
+}
+
+/// Takes the exclusive lock that serialises read-allocate-write.
+pub fn lock(path: &Path) -> Result<Lock> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Failure::io("cannot create the directory of the lock", parent, &e))?;
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Failure::io("cannot open the lock", path, &e))?;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(l) => return Ok(Lock { _lock: l }),
+            Err((f, Errno::EINTR)) => file = f,
+            Err((_, errno)) => {
+                return Err(Failure::io(
+                    "cannot lock",
+                    path,
+                    &std::io::Error::from_raw_os_error(errno as i32),
+                ))
+            }
+        }
+    }
+}
+
+/// Every network and root the instances directory already claims: the
+/// loader's accepted instances, plus the networks of confs it skipped
+/// (an instance with a typo elsewhere still means to use its networks).
+pub fn siblings(settings: &Settings) -> (Vec<Taken>, Vec<(String, String)>) {
+    let (defaults, _, _) = version_defaults(&settings.manifest_override);
+    let catalog = load_dir(&LoadOptions {
+        dir: &settings.instances_dir,
+        defaults: &defaults,
+        sys_class_net: &settings.sys_class_net,
+    });
+    let mut taken = Vec::new();
+    let mut roots = Vec::new();
+    for i in &catalog.instances {
+        for (key, net) in [("BridgeCIDR", i.bridge), ("PoolBase", i.pool)] {
+            taken.push(Taken {
+                net: net.trunc(),
+                what: format!("{key} {net} of instance {} ({})", i.name, i.conf.display()),
+            });
+        }
+        roots.push((i.root.clone(), i.name.to_string()));
+    }
+    for skipped in &catalog.skipped {
+        if catalog.instances.iter().any(|i| i.conf == skipped.conf) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&skipped.conf) else {
+            continue;
+        };
+        let (doc, _) = ini::parse(&skipped.conf, &text);
+        for e in &doc.entries {
+            if e.section == instance::SECTION_INSTANCE
+                && ["BridgeCIDR", "PoolBase", "FixedCIDR"].contains(&e.key.as_str())
+            {
+                if let Ok(net) = network::parse_cidr(&e.value) {
+                    taken.push(Taken {
+                        net: net.trunc(),
+                        what: format!("{}={} in {} (a conf with errors)", e.key, e.value, e.origin),
+                    });
+                }
+            }
+        }
+    }
+    (taken, roots)
+}
+
+pub struct Plan {
+    pub name: InstanceName,
+    pub root: Option<String>,
+    pub allocation: Allocation,
+    pub pool_size: Option<u8>,
+    pub runtime: Option<String>,
+    pub docker_version: Option<String>,
+}
+
+pub fn conf_text(plan: &Plan) -> String {
+    let mut t = format!(
+        "# Written by `dockyard new {}`; see dockyard.conf(5).\n[Instance]\n",
+        plan.name
+    );
+    if let Some(r) = &plan.root {
+        t.push_str(&format!("Root={r}\n"));
+    }
+    t.push_str(&format!("BridgeCIDR={}\n", plan.allocation.bridge));
+    t.push_str(&format!("PoolBase={}\n", plan.allocation.pool));
+    if let Some(s) = plan.pool_size {
+        t.push_str(&format!("PoolSize={s}\n"));
+    }
+    if let Some(r) = &plan.runtime {
+        t.push_str(&format!("Runtime={r}\n"));
+    }
+    if let Some(v) = &plan.docker_version {
+        t.push_str(&format!("DockerVersion={v}\n"));
+    }
+    t
+}
+
+/// Checks a conf's text with the model as if it were `path`; returns the
+/// instance, or every diagnostic as one message.
+pub fn validate(
+    settings: &Settings,
+    name: &InstanceName,
+    path: &Path,
+    text: &str,
+) -> std::result::Result<(instance::Instance, Vec<String>), String> {
+    let (defaults, _, _) = version_defaults(&settings.manifest_override);
+    let (doc, mut diags) = ini::parse(path, text);
+    let (inst, more) = instance::build(name.clone(), path, Vec::new(), &[doc], &defaults);
+    diags.extend(more);
+    let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    match inst {
+        Some(i) if !diags.iter().any(|d| d.is_error()) => Ok((i, lines)),
+        _ => Err(lines.join("\n")),
+    }
+}
+
+/// The lock's path: `DOCKYARD_NEW_LOCK`, else [`LOCK_PATH`].
+pub fn lock_path() -> PathBuf {
+    std::env::var_os(LOCK_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(LOCK_PATH))
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let settings = Settings::from_env();
+    let lock_path = lock_path();
+    // A bad name is a usage error even where netlink is unavailable.
+    InstanceName::parse(&args.name).map_err(usage)?;
+    let probe = host::Probe {
+        instances_dir: settings.instances_dir.clone(),
+        unit_dirs: host::UNIT_DIRS.iter().map(PathBuf::from).collect(),
+        sys_class_net: settings.sys_class_net.clone(),
+        account: host::system_account,
+    };
+    let mut source: Box<dyn HostNetworks> =
+        Box::new(host::NetlinkNetworks::open().map_err(|e| {
+            Failure::failed(format!("cannot open a netlink socket to read routes: {e}"))
+        })?);
+    let outcome = create(args, &settings, &probe, source.as_mut(), &lock_path)?;
+    finish(args, &outcome)
+}
+
+pub struct Created {
+    pub conf: PathBuf,
+    pub instance: instance::Instance,
+}
+
+/// Everything but starting and printing: validate, lock, probe, allocate,
+/// check, write.
+pub fn create(
+    args: &Args,
+    settings: &Settings,
+    probe: &host::Probe,
+    source: &mut dyn HostNetworks,
+    lock_path: &Path,
+) -> Result<Created> {
+    let name = InstanceName::parse(&args.name).map_err(usage)?;
+    let bridge = args
+        .bridge_cidr
+        .as_deref()
+        .map(|v| {
+            cidr_flag(
+                "--bridge-cidr",
+                v,
+                &[
+                    network::check_prefix,
+                    network::check_private,
+                    network::check_host_address,
+                ],
+            )
+        })
+        .transpose()?;
+    let pool = args
+        .pool_base
+        .as_deref()
+        .map(|v| {
+            cidr_flag(
+                "--pool-base",
+                v,
+                &[
+                    network::check_prefix,
+                    network::check_private,
+                    network::check_network_address,
+                ],
+            )
+        })
+        .transpose()?;
+    let range = match args.range.as_deref() {
+        Some(v) => cidr_flag(
+            "--range",
+            v,
+            &[network::check_private, network::check_network_address],
+        )?,
+        None => alloc::DEFAULT_RANGE,
+    };
+    if let Some(r) = &args.root {
+        root::check_root(r).map_err(|e| usage(format!("--root {r}: {e}")))?;
+    }
+    let root_path = args
+        .root
+        .clone()
+        .unwrap_or_else(|| root::default_root(name.as_str()));
+
+    let _lock = lock(lock_path)?;
+    let found = probe.in_use(&name, &root_path);
+    if !found.is_empty() {
+        return Err(Failure::new(
+            Exit::Refused,
+            format!(
+                "refusing to create instance {name}: {}; pick another name (or remove the leftovers)",
+                found.join("; ")
+            ),
+        ));
+    }
+    let (mut taken, roots) = siblings(settings);
+    for (other_root, other) in &roots {
+        if root::is_same_or_ancestor(other_root, &root_path)
+            || root::is_same_or_ancestor(&root_path, other_root)
+        {
+            return Err(Failure::new(
+                Exit::Refused,
+                format!("root {root_path} overlaps root {other_root} of instance {other}; give --root a directory of its own"),
+            ));
+        }
+    }
+    taken.extend(alloc::host_taken(source).map_err(|e| {
+        Failure::failed(format!(
+            "cannot read the host's routes and addresses over netlink: {e}"
+        ))
+    })?);
+    let mut rng = match args.seed {
+        Some(s) => Rng::seeded(s),
+        None => Rng::from_entropy(),
+    };
+    let allocation = alloc::allocate(range, &taken, bridge, pool, &mut rng).map_err(|e| {
+        let exit = match e {
+            alloc::AllocError::InUse { .. } => Exit::Refused,
+            alloc::AllocError::Exhausted { .. } => Exit::Failed,
+        };
+        Failure::new(exit, e.to_string())
+    })?;
+    let plan = Plan {
+        name: name.clone(),
+        root: args.root.clone(),
+        allocation,
+        pool_size: args.pool_size,
+        runtime: args.runtime.clone(),
+        docker_version: args.docker_version.clone(),
+    };
+    let text = conf_text(&plan);
+    let file_name = format!("{name}.conf");
+    let target = settings.instances_dir.join(&file_name);
+    let (instance, warnings) = validate(settings, &name, &target, &text)
+        .map_err(|m| usage(format!("the conf would not be valid:\n{m}")))?;
+    for w in warnings {
+        eprintln!("{w}");
+    }
+    let conf =
+        confwrite::write_new(&settings.instances_dir, &file_name, &text).map_err(|e| match e {
+            WriteError::Exists(p) => Failure::new(
+                Exit::Refused,
+                format!("refusing to overwrite {}", p.display()),
+            ),
+            WriteError::Io(p, e) => Failure::io("cannot write the conf", &p, &e),
+        })?;
+    Ok(Created { conf, instance })
+}
+
+fn systemctl(args: &[&str], hint: &str) -> Result<()> {
+    let status = std::process::Command::new("systemctl")
+        .args(args)
+        .status()
+        .map_err(|e| Failure::failed(format!("cannot run systemctl {}: {e}", args.join(" "))))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure::failed(format!(
+            "systemctl {} failed ({status}){hint}",
+            args.join(" ")
+        )))
+    }
+}
+
+fn finish(args: &Args, created: &Created) -> Result<()> {
+    let i = &created.instance;
+    let docker_host = format!("unix://{}", i.socket());
+    if args.start {
+        systemctl(&["daemon-reload"], "")?;
+        let unit = i.name.unit();
+        let hint = format!(
+            "; the conf {} is written: see `journalctl -u {unit}` and `dockyard check`",
+            created.conf.display()
+        );
+        systemctl(&["start", &unit], &hint)?;
+    }
+    if args.json {
+        let v = serde_json::json!({
+            "name": i.name.as_str(),
+            "conf": created.conf.to_string_lossy(),
+            "root": i.root,
+            "bridge_cidr": i.bridge.to_string(),
+            "fixed_cidr": i.fixed.to_string(),
+            "pool_base": i.pool.to_string(),
+            "pool_size": i.pool_size,
+            "runtime": i.runtime.as_str(),
+            "docker_version": i.docker_version,
+            "unit": i.name.unit(),
+            "docker_host": docker_host,
+            "started": args.start,
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "wrote {}: BridgeCIDR={} PoolBase={} Root={}",
+        created.conf.display(),
+        i.bridge,
+        i.pool,
+        i.root
+    );
+    if args.start {
+        println!("started {}", i.name.unit());
+    } else {
+        println!(
+            "start it with: systemctl daemon-reload && systemctl start {}",
+            i.name.unit()
+        );
+    }
+    println!("DOCKER_HOST={docker_host}");
+    Ok(())
+}

@@ -1,0 +1,590 @@
+//! `dockyard new`, `check` and `import` through the built binary, on
+//! temporary instances directories (DOCKYARD_INSTANCES_DIR), a temporary
+//! lock (DOCKYARD_NEW_LOCK) and a fake /sys/class/net
+//! (DOCKYARD_SYS_CLASS_NET). Roots are paths under /srv that are never
+//! created (`new` only checks that they do not exist).
+
+use ipnet::Ipv4Net;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+struct Env {
+    tmp: tempfile::TempDir,
+    roots: String,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(tmp.path().join("net")).expect("net dir");
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        Env {
+            tmp,
+            roots: format!("/srv/dockyard-test-{}-{n}", std::process::id()),
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.tmp.path().join("instances.d")
+    }
+
+    fn root(&self, name: &str) -> String {
+        format!("{}/{name}", self.roots)
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dockyard"));
+        c.env("DOCKYARD_INSTANCES_DIR", self.dir())
+            .env("DOCKYARD_NEW_LOCK", self.tmp.path().join("new.lock"))
+            .env("DOCKYARD_SYS_CLASS_NET", self.tmp.path().join("net"))
+            .env(
+                "DOCKYARD_ARTIFACTS_MANIFEST",
+                self.tmp.path().join("no-override.toml"),
+            );
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run dockyard")
+    }
+
+    fn new_instance(&self, name: &str, extra: &[&str]) -> Output {
+        let root = self.root(name);
+        let mut args = vec!["new", name, "--root", &root];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn expect(o: &Output, want_code: i32, want_stderr: &str) {
+    assert_eq!(
+        code(o),
+        want_code,
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+    assert!(
+        stderr(o).contains(want_stderr),
+        "stderr lacks {want_stderr:?}:\n{}",
+        stderr(o)
+    );
+}
+
+/// The networks of every conf in `dir`: (name, bridge, pool).
+fn networks(dir: &Path) -> Vec<(String, Ipv4Net, Ipv4Net)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("list").filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".conf") else {
+            continue;
+        };
+        let text = std::fs::read_to_string(e.path()).expect("read conf");
+        let get = |key: &str| -> Ipv4Net {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("{key} in {name}"))
+                .parse()
+                .expect("cidr")
+        };
+        out.push((stem.to_string(), get("BridgeCIDR"), get("PoolBase")));
+    }
+    out.sort();
+    out
+}
+
+fn assert_disjoint(nets: &[(String, Ipv4Net, Ipv4Net)]) {
+    let all: Vec<(String, Ipv4Net)> = nets
+        .iter()
+        .flat_map(|(n, b, p)| {
+            [
+                (format!("{n} bridge"), b.trunc()),
+                (format!("{n} pool"), *p),
+            ]
+        })
+        .collect();
+    for (i, (an, a)) in all.iter().enumerate() {
+        for (bn, b) in &all[i + 1..] {
+            assert!(
+                !(a.contains(b) || b.contains(a)),
+                "{an} {a} overlaps {bn} {b}"
+            );
+        }
+    }
+}
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+#[test]
+fn new_writes_a_valid_conf_and_json() {
+    let env = Env::new();
+    let o = env.new_instance("dy1", &["--seed", "5", "--runtime", "runc", "--json"]);
+    expect(&o, 0, "");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["name"], "dy1");
+    assert_eq!(v["runtime"], "runc");
+    assert_eq!(
+        v["docker_host"],
+        format!("unix://{}/docker.sock", env.root("dy1"))
+    );
+    let nets = networks(&env.dir());
+    assert_eq!(v["bridge_cidr"], nets[0].1.to_string());
+    assert_eq!(v["pool_base"], nets[0].2.to_string());
+    // The generator accepts it.
+    expect(&env.run(&["check"]), 0, "1 instance unit(s)");
+    // Same seed, fresh directory: the same pick.
+    let env2 = Env::new();
+    expect(
+        &env2.new_instance("dy1", &["--seed", "5", "--runtime", "runc"]),
+        0,
+        "",
+    );
+    assert_eq!(networks(&env2.dir()), nets);
+    // Without --json: the DOCKER_HOST line to use.
+    let o = env.new_instance("dy2", &[]);
+    expect(&o, 0, "");
+    assert!(
+        stdout(&o).contains(&format!(
+            "DOCKER_HOST=unix://{}/docker.sock",
+            env.root("dy2")
+        )),
+        "{}",
+        stdout(&o)
+    );
+    assert_disjoint(&networks(&env.dir()));
+}
+
+#[test]
+fn new_refuses_bad_names_and_flags() {
+    let env = Env::new();
+    for (args, want) in [
+        (vec!["new", "Dy1"], "contains 'D'"),
+        (vec!["new", "abcdefgh"], "at most 7"),
+        (vec!["new", "1dy"], "must start with a lowercase letter"),
+        (
+            vec!["new", "dy1", "--bridge-cidr", "172.22.0.0/24"],
+            "is the network address",
+        ),
+        (
+            vec!["new", "dy1", "--bridge-cidr", "172.22.1.1"],
+            "not in CIDR notation",
+        ),
+        (
+            vec!["new", "dy1", "--pool-base", "8.8.0.0/16"],
+            "not inside a private range",
+        ),
+        (
+            vec!["new", "dy1", "--pool-base", "172.23.0.1/16"],
+            "has host bits set",
+        ),
+        (vec!["new", "dy1", "--range", "banana"], "--range banana"),
+        (vec!["new", "dy1", "--root", "relative/x"], "--root"),
+    ] {
+        expect(&env.run(&args), 2, want);
+    }
+    assert!(!env.dir().exists(), "nothing written");
+    // clap refuses an unknown runtime as a usage error too.
+    expect(&env.run(&["new", "dy1", "--runtime", "crun"]), 2, "crun");
+}
+
+#[test]
+fn new_refuses_names_in_use_naming_which() {
+    let env = Env::new();
+    expect(&env.new_instance("dy1", &[]), 0, "");
+    let o = env.new_instance("dy1", &[]);
+    expect(&o, 6, "its conf");
+    assert!(stderr(&o).contains("dy1.conf"), "{}", stderr(&o));
+
+    std::fs::create_dir(env.tmp.path().join("net/dy5_docker0")).expect("fake bridge");
+    expect(
+        &env.new_instance("dy5", &[]),
+        6,
+        "its bridge dy5_docker0 exists",
+    );
+
+    // A root that exists (needs a directory outside /tmp, which the model
+    // refuses for roots; /srv is root's).
+    let existing = env.root("dy6");
+    if std::fs::create_dir_all(&existing).is_ok() {
+        let o = env.run(&["new", "dy6", "--root", &existing]);
+        let _ = std::fs::remove_dir_all(&env.roots);
+        expect(&o, 6, &format!("its root {existing} exists"));
+    } else {
+        eprintln!("skipped the existing-root case: cannot create {existing}");
+    }
+    // A root inside another instance's root.
+    let inside = format!("{}/sub", env.root("dy1"));
+    expect(
+        &env.run(&["new", "dy7", "--root", &inside]),
+        6,
+        "overlaps root",
+    );
+    // A given network in use by a sibling.
+    let dy1 = &networks(&env.dir())[0];
+    let pool = dy1.2.to_string();
+    expect(
+        &env.new_instance("dy8", &["--pool-base", &pool]),
+        6,
+        "of instance dy1",
+    );
+    assert_eq!(networks(&env.dir()).len(), 1, "nothing else written");
+}
+
+#[test]
+fn new_refuses_an_existing_group() {
+    if !is_root() {
+        eprintln!("skipped: needs root to add a group");
+        return;
+    }
+    let env = Env::new();
+    let name = format!("zq{}", std::process::id() % 100_000);
+    let group = format!("{name}_docker");
+    let added = Command::new("groupadd")
+        .args(["--system", &group])
+        .status()
+        .expect("groupadd");
+    assert!(added.success());
+    let o = env.new_instance(&name, &[]);
+    let _ = Command::new("groupdel").arg(&group).status();
+    expect(&o, 6, &format!("a group named {group} exists"));
+}
+
+#[test]
+fn new_reports_an_unwritable_directory() {
+    let env = Env::new();
+    // A directory below a regular file cannot be created, even by root.
+    let file = env.tmp.path().join("plain-file");
+    std::fs::write(&file, "").expect("file");
+    let o = env
+        .cmd()
+        .env("DOCKYARD_INSTANCES_DIR", file.join("instances.d"))
+        .args(["new", "dy1", "--root", &env.root("dy1")])
+        .output()
+        .expect("run");
+    expect(&o, 1, "cannot write the conf");
+}
+
+#[test]
+fn new_says_when_no_range_is_left_and_how_many_are_in_use() {
+    let env = Env::new();
+    // Two candidate /16s: the first instance takes one for its pool and
+    // puts its bridge in the other.
+    expect(
+        &env.new_instance("dy1", &["--range", "10.200.0.0/15"]),
+        0,
+        "",
+    );
+    let o = env.new_instance("dy2", &["--range", "10.200.0.0/15"]);
+    expect(&o, 1, "no free range left");
+    assert!(stderr(&o).contains("2 of 2"), "{}", stderr(&o));
+}
+
+#[test]
+fn concurrent_news_never_pick_the_same_networks() {
+    let env = Env::new();
+    // The same seed for all: without the lock they would all pick the
+    // same networks.
+    let children: Vec<_> = (1..=6)
+        .map(|i| {
+            let name = format!("dy{i}");
+            env.cmd()
+                .args(["new", &name, "--root", &env.root(&name), "--seed", "42"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().expect("wait");
+        expect(&o, 0, "");
+    }
+    let nets = networks(&env.dir());
+    assert_eq!(nets.len(), 6);
+    assert_disjoint(&nets);
+    expect(&env.run(&["check"]), 0, "6 instance unit(s)");
+}
+
+#[test]
+fn new_avoids_a_route_in_table_100_of_a_fresh_netns() {
+    if !is_root() {
+        eprintln!("skipped: needs root for a network namespace");
+        return;
+    }
+    let env = Env::new();
+    // Table 100 (not main) covers all of 172.16.0.0/12 but 172.30.0.0/15:
+    // the pool and the bridge must both land in 172.30.0.0/15.
+    let script = format!(
+        "set -e; ip link set lo up; \
+         ip route add 172.16.0.0/13 dev lo table 100; \
+         ip route add 172.24.0.0/14 dev lo table 100; \
+         ip route add 172.28.0.0/15 dev lo table 100; \
+         ip route show table 100 | grep -q 172.28.0.0/15; \
+         for i in 1 2 3 4 5 6 7 8; do \"$0\" new dy$i --root {}/dy$i --seed $i; done",
+        env.roots
+    );
+    let mut c = Command::new("unshare");
+    for (k, v) in env.cmd().get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    let o = c
+        .args(["--net", "sh", "-c", &script, env!("CARGO_BIN_EXE_dockyard")])
+        .output()
+        .expect("unshare");
+    let free: Ipv4Net = "172.30.0.0/15".parse().expect("net");
+    let nets = networks(&env.dir());
+    // 172.30.0.0/15 holds two /16s: one pool and the bridges of others.
+    assert!(!nets.is_empty(), "stderr: {}", stderr(&o));
+    for (n, b, p) in &nets {
+        assert!(free.contains(p), "{n} pool {p} is not in {free}");
+        assert!(free.contains(&b.trunc()), "{n} bridge {b} is not in {free}");
+    }
+    assert_disjoint(&nets);
+    // The second /16 holds the first instance's bridge, so the second
+    // instance found no pool: exhaustion, counted over all 16.
+    assert!(stderr(&o).contains("no free range left"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("16 of 16"), "{}", stderr(&o));
+}
+
+const GOOD: &str = "[Instance]\nBridgeCIDR=172.22.147.1/24\nPoolBase=172.23.0.0/16\nRuntime=runc\nRoot=/srv/dyt-check/dy1\n";
+
+fn write(path: &Path, text: &str) {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).expect("mkdir");
+    }
+    std::fs::write(path, text).expect("write");
+}
+
+#[test]
+fn check_prints_diagnostics_and_exits_by_errors() {
+    let env = Env::new();
+    let dir = env.dir();
+    write(&dir.join("dy1.conf"), GOOD);
+    write(
+        &dir.join("dy2.conf"),
+        "[Instance]\nBridgeCIDR=172.24.1.1/24\nPoolBase=172.25.0.0/16\nRuntime=runc\nRoot=/srv/dyt-check/dy2\nColour=blue\n",
+    );
+    let o = env.run(&["check"]);
+    expect(&o, 0, "dy2.conf:6: warning:");
+    assert!(stdout(&o).is_empty(), "units only with --dry-run");
+
+    let o = env.run(&["check", "--dry-run"]);
+    expect(&o, 0, "2 instance unit(s)");
+    assert!(
+        stdout(&o).contains("# dy1_docker.service"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("# dy2_docker.service"),
+        "{}",
+        stdout(&o)
+    );
+
+    // A third conf taking dy1's pool: the generator skips it, check fails.
+    write(
+        &dir.join("dy3.conf"),
+        "[Instance]\nBridgeCIDR=172.26.1.1/24\nPoolBase=172.23.0.0/16\nRuntime=runc\nRoot=/srv/dyt-check/dy3\n",
+    );
+    let o = env.run(&["check"]);
+    expect(&o, 1, "dy3.conf:3: error: PoolBase 172.23.0.0/16 overlaps");
+    assert!(stderr(&o).contains("of instance dy1"), "{}", stderr(&o));
+    std::fs::remove_file(dir.join("dy3.conf")).expect("rm");
+
+    // FILE mode: a conf outside the directory, against the directory.
+    let outside = env.tmp.path().join("candidate/dy4.conf");
+    write(
+        &outside,
+        "[Instance]\nBridgeCIDR=172.22.147.9/24\nPoolBase=172.29.0.0/16\nRuntime=runc\nRoot=/srv/dyt-check/dy4\n",
+    );
+    let o = env.run(&["check", outside.to_str().expect("utf-8")]);
+    expect(
+        &o,
+        1,
+        "dy4.conf:2: error: BridgeCIDR 172.22.147.9/24 overlaps",
+    );
+    // A syntax error in FILE: file:line, exit 1, no unit.
+    let broken = env.tmp.path().join("candidate/dy5.conf");
+    write(
+        &broken,
+        "[Instance]\nBridgeCIDR=172.30.1.1/33\nPoolBase=172.31.0.0/16\n",
+    );
+    let o = env.run(&["check", "--dry-run", broken.to_str().expect("utf-8")]);
+    expect(&o, 1, "dy5.conf:2: error:");
+    assert!(!stdout(&o).contains("dy5_docker.service"));
+    // A good FILE: exit 0 and only its unit.
+    let fine = env.tmp.path().join("candidate/dy6.conf");
+    write(
+        &fine,
+        "[Instance]\nBridgeCIDR=172.30.1.1/24\nPoolBase=172.31.0.0/16\nRuntime=runc\nRoot=/srv/dyt-check/dy6\n",
+    );
+    let o = env.run(&["check", "--dry-run", fine.to_str().expect("utf-8")]);
+    expect(&o, 0, "1 instance unit(s)");
+    assert!(stdout(&o).contains("# dy6_docker.service"));
+    assert!(!stdout(&o).contains("# dy1_docker.service"));
+    // A missing FILE is an error too.
+    let missing = env.tmp.path().join("nope/dy7.conf");
+    expect(
+        &env.run(&["check", missing.to_str().expect("utf-8")]),
+        1,
+        "dy7.conf",
+    );
+}
+
+#[test]
+fn import_never_runs_the_env_file_and_reports_keys() {
+    let env = Env::new();
+    let marker = env.tmp.path().join(format!("pwned-{}", std::process::id()));
+    let marker2 = PathBuf::from(format!("/tmp/dockyard-pwned-{}", std::process::id()));
+    let m = marker.display();
+    let m2 = marker2.display();
+    let envfile = env.tmp.path().join("dockyard.env");
+    write(
+        &envfile,
+        &format!(
+            "DOCKYARD_ROOT=$(touch {m})\n\
+             DOCKYARD_DOCKER_PREFIX=dy1_\n\
+             DOCKYARD_BRIDGE_CIDR=172.22.147.1/24\n\
+             DOCKYARD_FIXED_CIDR=`touch {m2}`\n\
+             DOCKYARD_POOL_BASE=\"172.23.0.0/16\"\n\
+             DOCKYARD_EXTRA=\"$(touch {m2})\"\n\
+             touch {m}\n"
+        ),
+    );
+    let o = env.run(&[
+        "import",
+        envfile.to_str().expect("utf-8"),
+        "--root",
+        &env.root("dy1"),
+    ]);
+    expect(&o, 0, "DOCKYARD_ROOT");
+    let err = stderr(&o);
+    for key in [
+        "DOCKYARD_ROOT",
+        "DOCKYARD_FIXED_CIDR",
+        "DOCKYARD_EXTRA",
+        "line 7",
+    ] {
+        assert!(err.contains(key), "{key} not reported:\n{err}");
+    }
+    assert!(!marker.exists(), "the env file was executed");
+    assert!(!marker2.exists(), "the env file was executed");
+    let conf = std::fs::read_to_string(env.dir().join("dy1.conf")).expect("conf written");
+    assert!(conf.contains("BridgeCIDR=172.22.147.1/24"), "{conf}");
+    assert!(conf.contains("PoolBase=172.23.0.0/16"), "{conf}");
+    assert!(!conf.contains("touch"), "{conf}");
+    expect(&env.run(&["check"]), 0, "1 instance unit(s)");
+    // Never overwrites.
+    let o = env.run(&["import", envfile.to_str().expect("utf-8")]);
+    expect(&o, 6, "refusing to overwrite");
+}
+
+#[test]
+fn import_parses_quotes_and_export() {
+    let env = Env::new();
+    let envfile = env.tmp.path().join("dockyard.env");
+    write(
+        &envfile,
+        "# written by gen-env\n\
+         export DOCKYARD_ROOT='/srv/dyt-import/dy2'\n\
+         export DOCKYARD_DOCKER_PREFIX=\"dy2_\"\n\
+         DOCKYARD_BRIDGE_CIDR='172.24.9.1/24'\n\
+         DOCKYARD_FIXED_CIDR=172.24.9.128/25\n\
+         DOCKYARD_POOL_BASE=\"172.25.0.0/16\"\n\
+         DOCKYARD_POOL_SIZE=26\n",
+    );
+    let o = env.run(&["import", envfile.to_str().expect("utf-8")]);
+    expect(&o, 0, "");
+    assert!(!stderr(&o).contains("not carried over"), "{}", stderr(&o));
+    let conf = std::fs::read_to_string(env.dir().join("dy2.conf")).expect("conf");
+    for line in [
+        "Root=/srv/dyt-import/dy2",
+        "BridgeCIDR=172.24.9.1/24",
+        "FixedCIDR=172.24.9.128/25",
+        "PoolBase=172.25.0.0/16",
+        "PoolSize=26",
+    ] {
+        assert!(conf.lines().any(|l| l == line), "{line} missing:\n{conf}");
+    }
+    // --name overrides the prefix.
+    let o = env.run(&["import", envfile.to_str().expect("utf-8"), "--name", "Bad"]);
+    expect(&o, 2, "contains 'B'");
+}
+
+#[test]
+fn import_refuses_an_invalid_or_colliding_conf() {
+    let env = Env::new();
+    write(&env.dir().join("dy1.conf"), GOOD);
+    let envfile = env.tmp.path().join("dockyard.env");
+    // Collides with dy1's bridge network.
+    write(
+        &envfile,
+        "DOCKYARD_DOCKER_PREFIX=dy3_\nDOCKYARD_ROOT=/srv/dyt-import/dy3\nDOCKYARD_BRIDGE_CIDR=172.22.147.7/24\nDOCKYARD_POOL_BASE=172.27.0.0/16\n",
+    );
+    let o = env.run(&["import", envfile.to_str().expect("utf-8")]);
+    expect(&o, 1, "collides");
+    assert!(!env.dir().join("dy3.conf").exists());
+    // The bridge value refused (shell syntax): the conf lacks BridgeCIDR.
+    write(
+        &envfile,
+        "DOCKYARD_DOCKER_PREFIX=dy4_\nDOCKYARD_BRIDGE_CIDR=${NET}\nDOCKYARD_POOL_BASE=172.27.0.0/16\n",
+    );
+    let o = env.run(&["import", envfile.to_str().expect("utf-8")]);
+    expect(&o, 1, "BridgeCIDR= is required");
+    assert!(
+        stderr(&o).contains("DOCKYARD_BRIDGE_CIDR"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!env.dir().join("dy4.conf").exists());
+    // No prefix, no --name.
+    write(&envfile, "DOCKYARD_BRIDGE_CIDR=172.28.1.1/24\n");
+    expect(
+        &env.run(&["import", envfile.to_str().expect("utf-8")]),
+        2,
+        "--name",
+    );
+    // Unreadable file.
+    expect(
+        &env.run(&["import", "/nonexistent/dockyard.env"]),
+        1,
+        "cannot read",
+    );
+}
+
+#[test]
+fn completions_for_each_shell() {
+    let env = Env::new();
+    for (shell, want) in [
+        ("bash", "_dockyard"),
+        ("zsh", "#compdef dockyard"),
+        ("fish", "complete -c dockyard"),
+    ] {
+        let o = env.run(&["completions", shell]);
+        expect(&o, 0, "");
+        assert!(stdout(&o).contains(want), "{shell}");
+        assert!(
+            stdout(&o).contains("import"),
+            "{shell} completes subcommands"
+        );
+    }
+}
