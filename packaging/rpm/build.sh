@@ -15,7 +15,8 @@ work=$(mktemp -d /tmp/dockyard-rpm.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 stage=$work/stage
 
-"$repo/packaging/stage.sh" "$stage"
+# Fedora's zsh looks for completions in site-functions.
+ZSHCOMPDIR=/usr/share/zsh/site-functions "$repo/packaging/stage.sh" "$stage"
 
 out=$repo/target/rpm
 mkdir -p "$out"
