@@ -19,11 +19,6 @@ UNITDIR       = $(PREFIX)/lib/systemd/system
 MANDIR        = $(PREFIX)/share/man
 DOCDIR        = $(PREFIX)/share/doc/dockyard
 DATADIR       = $(PREFIX)/share/dockyard
-BASHCOMPDIR   = $(PREFIX)/share/bash-completion/completions
-# Debian's zsh searches vendor-completions; Fedora's, site-functions (the
-# RPM build sets it).
-ZSHCOMPDIR   ?= $(PREFIX)/share/zsh/vendor-completions
-FISHCOMPDIR   = $(PREFIX)/share/fish/vendor_completions.d
 
 RELEASE       = $(or $(CARGO_TARGET_DIR),target)/release
 HELPER_NAMES  = dockyard-network dockyard-prepare dockyard-sysbox-chown
@@ -59,17 +54,19 @@ verify-units: build
 	tests/generator/verify-units.sh
 
 # Issue 3's suite under a booted systemd (tests/lifecycle/README.md); needs
-# root. It installs the binaries just built with make install DESTDIR=….
+# root. It installs the .deb built from this checkout with apt-get. Then the
+# upgrade test: the previous commit's .deb, an instance running, upgraded to
+# this one.
 lifecycle: build
-	LC_INSTALL_NO_BUILD=1 bash tests/lifecycle/suite.sh
+	bash tests/lifecycle/suite.sh
+	bash tests/lifecycle/upgrade.sh
 
 check: lint test man-check verify-units lifecycle packages ansible-test
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples/dy1.conf.d \
-		$(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/dockyard/instances.d $(DESTDIR)$(BINDIR) \
-		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+		$(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/dockyard/instances.d $(DESTDIR)$(BINDIR)
 	$(INSTALL) -m 0755 $(RELEASE)/dockyard $(DESTDIR)$(BINDIR)/dockyard
 	$(INSTALL) -m 0755 $(RELEASE)/dockyard-generator $(DESTDIR)$(GENERATORDIR)/dockyard-generator
 	$(INSTALL) -m 0755 $(RELEASE)/dockyard-helper $(DESTDIR)$(LIBEXECDIR)/dockyard-helper
@@ -81,16 +78,10 @@ install: build
 	$(INSTALL) -m 0644 conf/examples/dy1.conf.d/*.conf $(DESTDIR)$(DOCDIR)/examples/dy1.conf.d/
 	$(INSTALL) -m 0644 conf/artifacts.toml $(DESTDIR)$(DATADIR)/artifacts.toml
 	$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
-	# Completion scripts, generated from the command definitions.
-	$(RELEASE)/dockyard completions bash > $(DESTDIR)$(BASHCOMPDIR)/dockyard
-	$(RELEASE)/dockyard completions zsh > $(DESTDIR)$(ZSHCOMPDIR)/_dockyard
-	$(RELEASE)/dockyard completions fish > $(DESTDIR)$(FISHCOMPDIR)/dockyard.fish
-	chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/dockyard $(DESTDIR)$(ZSHCOMPDIR)/_dockyard $(DESTDIR)$(FISHCOMPDIR)/dockyard.fish
 
 uninstall:
 	rm -f $(DESTDIR)$(GENERATORDIR)/dockyard-generator $(DESTDIR)$(UNITDIR)/dockyard.slice
 	rm -f $(DESTDIR)$(BINDIR)/dockyard
-	rm -f $(DESTDIR)$(BASHCOMPDIR)/dockyard $(DESTDIR)$(ZSHCOMPDIR)/_dockyard $(DESTDIR)$(FISHCOMPDIR)/dockyard.fish
 	rm -f $(DESTDIR)$(LIBEXECDIR)/dockyard-helper $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(HELPER_NAMES))
 	rm -f $(DESTDIR)$(MANDIR)/man5/dockyard.conf.5 $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
 	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)

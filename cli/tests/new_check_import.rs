@@ -135,14 +135,14 @@ fn is_root() -> bool {
 #[test]
 fn new_writes_a_valid_conf_and_json() {
     let env = Env::new();
-    let o = env.new_instance("dy1", &["--seed", "5", "--runtime", "runc", "--json"]);
+    let o = env.new_instance("zt1", &["--seed", "5", "--runtime", "runc", "--json"]);
     expect(&o, 0, "");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-    assert_eq!(v["name"], "dy1");
+    assert_eq!(v["name"], "zt1");
     assert_eq!(v["runtime"], "runc");
     assert_eq!(
         v["docker_host"],
-        format!("unix://{}/docker.sock", env.root("dy1"))
+        format!("unix://{}/docker.sock", env.root("zt1"))
     );
     let nets = networks(&env.dir());
     assert_eq!(v["bridge_cidr"], nets[0].1.to_string());
@@ -152,18 +152,18 @@ fn new_writes_a_valid_conf_and_json() {
     // Same seed, fresh directory: the same pick.
     let env2 = Env::new();
     expect(
-        &env2.new_instance("dy1", &["--seed", "5", "--runtime", "runc"]),
+        &env2.new_instance("zt1", &["--seed", "5", "--runtime", "runc"]),
         0,
         "",
     );
     assert_eq!(networks(&env2.dir()), nets);
     // Without --json: the DOCKER_HOST line to use.
-    let o = env.new_instance("dy2", &[]);
+    let o = env.new_instance("zt2", &[]);
     expect(&o, 0, "");
     assert!(
         stdout(&o).contains(&format!(
             "DOCKER_HOST=unix://{}/docker.sock",
-            env.root("dy2")
+            env.root("zt2")
         )),
         "{}",
         stdout(&o)
@@ -179,70 +179,70 @@ fn new_refuses_bad_names_and_flags() {
         (vec!["new", "abcdefgh"], "at most 7"),
         (vec!["new", "1dy"], "must start with a lowercase letter"),
         (
-            vec!["new", "dy1", "--bridge-cidr", "172.22.0.0/24"],
+            vec!["new", "zt1", "--bridge-cidr", "172.22.0.0/24"],
             "is the network address",
         ),
         (
-            vec!["new", "dy1", "--bridge-cidr", "172.22.1.1"],
+            vec!["new", "zt1", "--bridge-cidr", "172.22.1.1"],
             "not in CIDR notation",
         ),
         (
-            vec!["new", "dy1", "--pool-base", "8.8.0.0/16"],
+            vec!["new", "zt1", "--pool-base", "8.8.0.0/16"],
             "not inside a private range",
         ),
         (
-            vec!["new", "dy1", "--pool-base", "172.23.0.1/16"],
+            vec!["new", "zt1", "--pool-base", "172.23.0.1/16"],
             "has host bits set",
         ),
-        (vec!["new", "dy1", "--range", "banana"], "--range banana"),
-        (vec!["new", "dy1", "--root", "relative/x"], "--root"),
+        (vec!["new", "zt1", "--range", "banana"], "--range banana"),
+        (vec!["new", "zt1", "--root", "relative/x"], "--root"),
     ] {
         expect(&env.run(&args), 2, want);
     }
     assert!(!env.dir().exists(), "nothing written");
     // clap refuses an unknown runtime as a usage error too.
-    expect(&env.run(&["new", "dy1", "--runtime", "crun"]), 2, "crun");
+    expect(&env.run(&["new", "zt1", "--runtime", "crun"]), 2, "crun");
 }
 
 #[test]
 fn new_refuses_names_in_use_naming_which() {
     let env = Env::new();
-    expect(&env.new_instance("dy1", &[]), 0, "");
-    let o = env.new_instance("dy1", &[]);
+    expect(&env.new_instance("zt1", &[]), 0, "");
+    let o = env.new_instance("zt1", &[]);
     expect(&o, 6, "its conf");
-    assert!(stderr(&o).contains("dy1.conf"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("zt1.conf"), "{}", stderr(&o));
 
-    std::fs::create_dir(env.tmp.path().join("net/dy5_docker0")).expect("fake bridge");
+    std::fs::create_dir(env.tmp.path().join("net/zt5_docker0")).expect("fake bridge");
     expect(
-        &env.new_instance("dy5", &[]),
+        &env.new_instance("zt5", &[]),
         6,
-        "its bridge dy5_docker0 exists",
+        "its bridge zt5_docker0 exists",
     );
 
     // A root that exists (needs a directory outside /tmp, which the model
     // refuses for roots; /srv is root's).
-    let existing = env.root("dy6");
+    let existing = env.root("zt6");
     if std::fs::create_dir_all(&existing).is_ok() {
-        let o = env.run(&["new", "dy6", "--root", &existing]);
+        let o = env.run(&["new", "zt6", "--root", &existing]);
         let _ = std::fs::remove_dir_all(&env.roots);
         expect(&o, 6, &format!("its root {existing} exists"));
     } else {
         eprintln!("skipped the existing-root case: cannot create {existing}");
     }
     // A root inside another instance's root.
-    let inside = format!("{}/sub", env.root("dy1"));
+    let inside = format!("{}/sub", env.root("zt1"));
     expect(
-        &env.run(&["new", "dy7", "--root", &inside]),
+        &env.run(&["new", "zt7", "--root", &inside]),
         6,
         "overlaps root",
     );
     // A given network in use by a sibling.
-    let dy1 = &networks(&env.dir())[0];
-    let pool = dy1.2.to_string();
+    let zt1 = &networks(&env.dir())[0];
+    let pool = zt1.2.to_string();
     expect(
-        &env.new_instance("dy8", &["--pool-base", &pool]),
+        &env.new_instance("zt8", &["--pool-base", &pool]),
         6,
-        "of instance dy1",
+        "of instance zt1",
     );
     assert_eq!(networks(&env.dir()).len(), 1, "nothing else written");
 }
@@ -275,7 +275,7 @@ fn new_reports_an_unwritable_directory() {
     let o = env
         .cmd()
         .env("DOCKYARD_INSTANCES_DIR", file.join("instances.d"))
-        .args(["new", "dy1", "--root", &env.root("dy1")])
+        .args(["new", "zt1", "--root", &env.root("zt1")])
         .output()
         .expect("run");
     expect(&o, 1, "cannot write the conf");
@@ -287,11 +287,11 @@ fn new_says_when_no_range_is_left_and_how_many_are_in_use() {
     // Two candidate /16s: the first instance takes one for its pool and
     // puts its bridge in the other.
     expect(
-        &env.new_instance("dy1", &["--range", "10.200.0.0/15"]),
+        &env.new_instance("zt1", &["--range", "10.200.0.0/15"]),
         0,
         "",
     );
-    let o = env.new_instance("dy2", &["--range", "10.200.0.0/15"]);
+    let o = env.new_instance("zt2", &["--range", "10.200.0.0/15"]);
     expect(&o, 1, "no free range left");
     assert!(stderr(&o).contains("2 of 2"), "{}", stderr(&o));
 }
@@ -303,7 +303,7 @@ fn concurrent_news_never_pick_the_same_networks() {
     // same networks.
     let children: Vec<_> = (1..=6)
         .map(|i| {
-            let name = format!("dy{i}");
+            let name = format!("zt{i}");
             env.cmd()
                 .args(["new", &name, "--root", &env.root(&name), "--seed", "42"])
                 .stdout(std::process::Stdio::piped())
@@ -337,7 +337,7 @@ fn new_avoids_a_route_in_table_100_of_a_fresh_netns() {
          ip route add 172.24.0.0/14 dev lo table 100; \
          ip route add 172.28.0.0/15 dev lo table 100; \
          ip route show table 100 | grep -q 172.28.0.0/15; \
-         for i in 1 2 3 4 5 6 7 8; do \"$0\" new dy$i --root {}/dy$i --seed $i; done",
+         for i in 1 2 3 4 5 6 7 8; do \"$0\" new zt$i --root {}/zt$i --seed $i; done",
         env.roots
     );
     let mut c = Command::new("unshare");
@@ -365,7 +365,7 @@ fn new_avoids_a_route_in_table_100_of_a_fresh_netns() {
     assert!(stderr(&o).contains("16 of 16"), "{}", stderr(&o));
 }
 
-const GOOD: &str = "[Instance]\nBridgeCIDR=172.22.147.1/24\nPoolBase=172.23.0.0/16\nRuntime=runc\nRoot=/srv/dyt-check/dy1\n";
+const GOOD: &str = "[Instance]\nBridgeCIDR=172.22.147.1/24\nPoolBase=172.23.0.0/16\nRuntime=runc\nRoot=/srv/ztt-check/zt1\n";
 
 fn write(path: &Path, text: &str) {
     if let Some(p) = path.parent() {
@@ -378,75 +378,75 @@ fn write(path: &Path, text: &str) {
 fn check_prints_diagnostics_and_exits_by_errors() {
     let env = Env::new();
     let dir = env.dir();
-    write(&dir.join("dy1.conf"), GOOD);
+    write(&dir.join("zt1.conf"), GOOD);
     write(
-        &dir.join("dy2.conf"),
-        "[Instance]\nBridgeCIDR=172.24.1.1/24\nPoolBase=172.25.0.0/16\nRuntime=runc\nRoot=/srv/dyt-check/dy2\nColour=blue\n",
+        &dir.join("zt2.conf"),
+        "[Instance]\nBridgeCIDR=172.24.1.1/24\nPoolBase=172.25.0.0/16\nRuntime=runc\nRoot=/srv/ztt-check/zt2\nColour=blue\n",
     );
     let o = env.run(&["check"]);
-    expect(&o, 0, "dy2.conf:6: warning:");
+    expect(&o, 0, "zt2.conf:6: warning:");
     assert!(stdout(&o).is_empty(), "units only with --dry-run");
 
     let o = env.run(&["check", "--dry-run"]);
     expect(&o, 0, "2 instance unit(s)");
     assert!(
-        stdout(&o).contains("# dy1_docker.service"),
+        stdout(&o).contains("# zt1_docker.service"),
         "{}",
         stdout(&o)
     );
     assert!(
-        stdout(&o).contains("# dy2_docker.service"),
+        stdout(&o).contains("# zt2_docker.service"),
         "{}",
         stdout(&o)
     );
 
-    // A third conf taking dy1's pool: the generator skips it, check fails.
+    // A third conf taking zt1's pool: the generator skips it, check fails.
     write(
-        &dir.join("dy3.conf"),
-        "[Instance]\nBridgeCIDR=172.26.1.1/24\nPoolBase=172.23.0.0/16\nRuntime=runc\nRoot=/srv/dyt-check/dy3\n",
+        &dir.join("zt3.conf"),
+        "[Instance]\nBridgeCIDR=172.26.1.1/24\nPoolBase=172.23.0.0/16\nRuntime=runc\nRoot=/srv/ztt-check/zt3\n",
     );
     let o = env.run(&["check"]);
-    expect(&o, 1, "dy3.conf:3: error: PoolBase 172.23.0.0/16 overlaps");
-    assert!(stderr(&o).contains("of instance dy1"), "{}", stderr(&o));
-    std::fs::remove_file(dir.join("dy3.conf")).expect("rm");
+    expect(&o, 1, "zt3.conf:3: error: PoolBase 172.23.0.0/16 overlaps");
+    assert!(stderr(&o).contains("of instance zt1"), "{}", stderr(&o));
+    std::fs::remove_file(dir.join("zt3.conf")).expect("rm");
 
     // FILE mode: a conf outside the directory, against the directory.
-    let outside = env.tmp.path().join("candidate/dy4.conf");
+    let outside = env.tmp.path().join("candidate/zt4.conf");
     write(
         &outside,
-        "[Instance]\nBridgeCIDR=172.22.147.9/24\nPoolBase=172.29.0.0/16\nRuntime=runc\nRoot=/srv/dyt-check/dy4\n",
+        "[Instance]\nBridgeCIDR=172.22.147.9/24\nPoolBase=172.29.0.0/16\nRuntime=runc\nRoot=/srv/ztt-check/zt4\n",
     );
     let o = env.run(&["check", outside.to_str().expect("utf-8")]);
     expect(
         &o,
         1,
-        "dy4.conf:2: error: BridgeCIDR 172.22.147.9/24 overlaps",
+        "zt4.conf:2: error: BridgeCIDR 172.22.147.9/24 overlaps",
     );
     // A syntax error in FILE: file:line, exit 1, no unit.
-    let broken = env.tmp.path().join("candidate/dy5.conf");
+    let broken = env.tmp.path().join("candidate/zt5.conf");
     write(
         &broken,
         "[Instance]\nBridgeCIDR=172.30.1.1/33\nPoolBase=172.31.0.0/16\n",
     );
     let o = env.run(&["check", "--dry-run", broken.to_str().expect("utf-8")]);
-    expect(&o, 1, "dy5.conf:2: error:");
-    assert!(!stdout(&o).contains("dy5_docker.service"));
+    expect(&o, 1, "zt5.conf:2: error:");
+    assert!(!stdout(&o).contains("zt5_docker.service"));
     // A good FILE: exit 0 and only its unit.
-    let fine = env.tmp.path().join("candidate/dy6.conf");
+    let fine = env.tmp.path().join("candidate/zt6.conf");
     write(
         &fine,
-        "[Instance]\nBridgeCIDR=172.30.1.1/24\nPoolBase=172.31.0.0/16\nRuntime=runc\nRoot=/srv/dyt-check/dy6\n",
+        "[Instance]\nBridgeCIDR=172.30.1.1/24\nPoolBase=172.31.0.0/16\nRuntime=runc\nRoot=/srv/ztt-check/zt6\n",
     );
     let o = env.run(&["check", "--dry-run", fine.to_str().expect("utf-8")]);
     expect(&o, 0, "1 instance unit(s)");
-    assert!(stdout(&o).contains("# dy6_docker.service"));
-    assert!(!stdout(&o).contains("# dy1_docker.service"));
+    assert!(stdout(&o).contains("# zt6_docker.service"));
+    assert!(!stdout(&o).contains("# zt1_docker.service"));
     // A missing FILE is an error too.
-    let missing = env.tmp.path().join("nope/dy7.conf");
+    let missing = env.tmp.path().join("nope/zt7.conf");
     expect(
         &env.run(&["check", missing.to_str().expect("utf-8")]),
         1,
-        "dy7.conf",
+        "zt7.conf",
     );
 }
 
@@ -462,7 +462,7 @@ fn import_never_runs_the_env_file_and_reports_keys() {
         &envfile,
         &format!(
             "DOCKYARD_ROOT=$(touch {m})\n\
-             DOCKYARD_DOCKER_PREFIX=dy1_\n\
+             DOCKYARD_DOCKER_PREFIX=zt1_\n\
              DOCKYARD_BRIDGE_CIDR=172.22.147.1/24\n\
              DOCKYARD_FIXED_CIDR=`touch {m2}`\n\
              DOCKYARD_POOL_BASE=\"172.23.0.0/16\"\n\
@@ -474,7 +474,7 @@ fn import_never_runs_the_env_file_and_reports_keys() {
         "import",
         envfile.to_str().expect("utf-8"),
         "--root",
-        &env.root("dy1"),
+        &env.root("zt1"),
     ]);
     expect(&o, 0, "DOCKYARD_ROOT");
     let err = stderr(&o);
@@ -488,7 +488,7 @@ fn import_never_runs_the_env_file_and_reports_keys() {
     }
     assert!(!marker.exists(), "the env file was executed");
     assert!(!marker2.exists(), "the env file was executed");
-    let conf = std::fs::read_to_string(env.dir().join("dy1.conf")).expect("conf written");
+    let conf = std::fs::read_to_string(env.dir().join("zt1.conf")).expect("conf written");
     assert!(conf.contains("BridgeCIDR=172.22.147.1/24"), "{conf}");
     assert!(conf.contains("PoolBase=172.23.0.0/16"), "{conf}");
     assert!(!conf.contains("touch"), "{conf}");
@@ -505,8 +505,8 @@ fn import_parses_quotes_and_export() {
     write(
         &envfile,
         "# written by gen-env\n\
-         export DOCKYARD_ROOT='/srv/dyt-import/dy2'\n\
-         export DOCKYARD_DOCKER_PREFIX=\"dy2_\"\n\
+         export DOCKYARD_ROOT='/srv/ztt-import/zt2'\n\
+         export DOCKYARD_DOCKER_PREFIX=\"zt2_\"\n\
          DOCKYARD_BRIDGE_CIDR='172.24.9.1/24'\n\
          DOCKYARD_FIXED_CIDR=172.24.9.128/25\n\
          DOCKYARD_POOL_BASE=\"172.25.0.0/16\"\n\
@@ -515,9 +515,9 @@ fn import_parses_quotes_and_export() {
     let o = env.run(&["import", envfile.to_str().expect("utf-8")]);
     expect(&o, 0, "");
     assert!(!stderr(&o).contains("not carried over"), "{}", stderr(&o));
-    let conf = std::fs::read_to_string(env.dir().join("dy2.conf")).expect("conf");
+    let conf = std::fs::read_to_string(env.dir().join("zt2.conf")).expect("conf");
     for line in [
-        "Root=/srv/dyt-import/dy2",
+        "Root=/srv/ztt-import/zt2",
         "BridgeCIDR=172.24.9.1/24",
         "FixedCIDR=172.24.9.128/25",
         "PoolBase=172.25.0.0/16",
@@ -533,20 +533,20 @@ fn import_parses_quotes_and_export() {
 #[test]
 fn import_refuses_an_invalid_or_colliding_conf() {
     let env = Env::new();
-    write(&env.dir().join("dy1.conf"), GOOD);
+    write(&env.dir().join("zt1.conf"), GOOD);
     let envfile = env.tmp.path().join("dockyard.env");
-    // Collides with dy1's bridge network.
+    // Collides with zt1's bridge network.
     write(
         &envfile,
-        "DOCKYARD_DOCKER_PREFIX=dy3_\nDOCKYARD_ROOT=/srv/dyt-import/dy3\nDOCKYARD_BRIDGE_CIDR=172.22.147.7/24\nDOCKYARD_POOL_BASE=172.27.0.0/16\n",
+        "DOCKYARD_DOCKER_PREFIX=zt3_\nDOCKYARD_ROOT=/srv/ztt-import/zt3\nDOCKYARD_BRIDGE_CIDR=172.22.147.7/24\nDOCKYARD_POOL_BASE=172.27.0.0/16\n",
     );
     let o = env.run(&["import", envfile.to_str().expect("utf-8")]);
     expect(&o, 1, "collides");
-    assert!(!env.dir().join("dy3.conf").exists());
+    assert!(!env.dir().join("zt3.conf").exists());
     // The bridge value refused (shell syntax): the conf lacks BridgeCIDR.
     write(
         &envfile,
-        "DOCKYARD_DOCKER_PREFIX=dy4_\nDOCKYARD_BRIDGE_CIDR=${NET}\nDOCKYARD_POOL_BASE=172.27.0.0/16\n",
+        "DOCKYARD_DOCKER_PREFIX=zt4_\nDOCKYARD_BRIDGE_CIDR=${NET}\nDOCKYARD_POOL_BASE=172.27.0.0/16\n",
     );
     let o = env.run(&["import", envfile.to_str().expect("utf-8")]);
     expect(&o, 1, "BridgeCIDR= is required");
@@ -555,7 +555,7 @@ fn import_refuses_an_invalid_or_colliding_conf() {
         "{}",
         stderr(&o)
     );
-    assert!(!env.dir().join("dy4.conf").exists());
+    assert!(!env.dir().join("zt4.conf").exists());
     // No prefix, no --name.
     write(&envfile, "DOCKYARD_BRIDGE_CIDR=172.28.1.1/24\n");
     expect(
@@ -585,6 +585,114 @@ fn completions_for_each_shell() {
         assert!(
             stdout(&o).contains("import"),
             "{shell} completes subcommands"
+        );
+    }
+}
+
+/// A `systemctl` stand-in on PATH that logs its arguments and exits with
+/// `status`.
+fn fake_systemctl(env: &Env, status: i32) -> (PathBuf, PathBuf) {
+    let bin = env.tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let log = env.tmp.path().join("systemctl.log");
+    let script = bin.join("systemctl");
+    write(
+        &script,
+        &format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nexit {status}\n",
+            log.display()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (bin, log)
+}
+
+fn path_with(bin: &Path) -> String {
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn new_start_reloads_starts_and_prints_docker_host() {
+    let env = Env::new();
+    let (bin, log) = fake_systemctl(&env, 0);
+    let root = env.root("zt1");
+    let o = env
+        .cmd()
+        .env("PATH", path_with(&bin))
+        .args(["new", "zt1", "--root", &root, "--start"])
+        .output()
+        .expect("run");
+    expect(&o, 0, "");
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("systemctl ran"),
+        "daemon-reload\nstart zt1_docker.service\n"
+    );
+    assert!(
+        stdout(&o).contains(&format!("DOCKER_HOST=unix://{root}/docker.sock")),
+        "{}",
+        stdout(&o)
+    );
+
+    // A failing start: exit 1, naming the unit; the conf stays for a retry.
+    let env = Env::new();
+    let (bin, _) = fake_systemctl(&env, 3);
+    let o = env
+        .cmd()
+        .env("PATH", path_with(&bin))
+        .args(["new", "zt2", "--root", &env.root("zt2"), "--start"])
+        .output()
+        .expect("run");
+    expect(&o, 1, "systemctl daemon-reload failed");
+    assert!(env.dir().join("zt2.conf").exists());
+}
+
+#[test]
+fn new_avoids_siblings_including_confs_with_errors() {
+    let env = Env::new();
+    // A valid sibling holding 172.24.0.0/14 and a bridge in 172.28.0.0/24,
+    // and a conf with an error (unknown runtime) still claiming
+    // 172.16.0.0/13: only 172.29-31 are left for pools.
+    write(
+        &env.dir().join("zt8.conf"),
+        "[Instance]\nBridgeCIDR=172.28.0.1/24\nPoolBase=172.24.0.0/14\nRuntime=runc\nRoot=/srv/ztt-sib/zt8\n",
+    );
+    write(
+        &env.dir().join("zt9.conf"),
+        "[Instance]\nBridgeCIDR=172.16.0.1/24\nPoolBase=172.17.0.0/16\nFixedCIDR=172.16.0.0/24\nRuntime=crun\n",
+    );
+    // The broken conf's own networks are a /24 and a /16; widen what it
+    // claims with a second broken conf holding a /13 pool.
+    write(
+        &env.dir().join("zt7.conf"),
+        "[Instance]\nBridgeCIDR=172.18.0.1/24\nPoolBase=172.16.0.0/13\nRuntime=crun\n",
+    );
+    expect(&env.run(&["check"]), 1, "zt7.conf:4: error:");
+    let free: Ipv4Net = "172.28.0.0/14".parse().expect("net");
+    for (i, seed) in [(1, "1"), (2, "2")] {
+        let name = format!("zt{i}");
+        expect(
+            &env.new_instance(&name, &["--seed", seed, "--runtime", "runc"]),
+            0,
+            "",
+        );
+    }
+    let nets: Vec<_> = networks(&env.dir())
+        .into_iter()
+        .filter(|(n, _, _)| n == "zt1" || n == "zt2")
+        .collect();
+    assert_eq!(nets.len(), 2);
+    for (n, b, p) in &nets {
+        assert!(free.contains(p), "{n} pool {p} outside {free}");
+        assert!(free.contains(&b.trunc()), "{n} bridge {b} outside {free}");
+        assert!(
+            !b.trunc()
+                .contains(&"172.28.0.1".parse::<std::net::Ipv4Addr>().expect("ip")),
+            "{n} bridge {b} is zt8's"
         );
     }
 }

@@ -10,7 +10,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -n1)
 [ -n "$version" ] || { echo "build-deb: no version in Cargo.toml" >&2; exit 1; }
-debversion="$version-1"
+# Builds from a git checkout carry the commit count, so a later build is an
+# upgrade of an earlier one (the upgrade test installs both).
+if commits=$(git -C "$repo" rev-list --count HEAD 2>/dev/null); then
+    debversion="$version+git$commits-1"
+else
+    debversion="$version-1"
+fi
 arch=$(dpkg --print-architecture)
 out=$repo/target/debian
 work=$(mktemp -d /tmp/dockyard-deb.XXXXXX)

@@ -4,11 +4,11 @@
 #
 #   sudo bash tests/lifecycle/suite.sh      (or: sudo make lifecycle)
 #
-# Installs Dockyard into the container's working copy with `make install DESTDIR=…`
-# (release binaries built on the host), drops confs into /etc/dockyard/instances.d and
-# drives everything through systemctl, docker, iptables-save and ip, as an admin would.
+# Installs Dockyard into the booted container from the .deb built from this checkout
+# (apt-get install, as an admin would), drops confs into /etc/dockyard/instances.d and
+# drives everything through systemctl, docker, iptables-save and ip.
 # Env: LC_VERBOSE=1 prints every test's output; LC_KEEP_WORK=1 keeps the working copy;
-# LC_INSTALL_NO_BUILD=1 installs the release binaries already built (make -o build install).
+# LC_DEB=FILE installs that .deb instead of building one.
 set -euo pipefail
 SUITE_T0=$(date +%s.%N)
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -82,26 +82,103 @@ main_pid() { lc_exec systemctl show -p MainPID --value "$1"; }
 install_dockyard() {
     local t0
     t0=$(lc__now)
-    # The binaries are built on the host (same Debian as the rootfs); `make install`
-    # puts them where a package would. LC_INSTALL_NO_BUILD=1 (set by `make lifecycle`,
-    # which has just built them) installs what is in target/release without rebuilding.
-    local -a make_flags=()
-    [[ ${LC_INSTALL_NO_BUILD:-0} == 1 ]] && make_flags=(-o build)
-    make -s -C "$REPO" "${make_flags[@]}" install DESTDIR="$LC_ROOT" PREFIX=/usr >/dev/null
-    # Test doubles for sysbox (real sysbox cannot be downloaded here): tiny programs
-    # from tests/doubles that speak sd_notify like the real daemons; the runc double
-    # execs runc, so containers on a sysbox instance really run.
-    cargo build -q --release --locked -p dockyard-test-doubles --manifest-path "$REPO/Cargo.toml"
-    local b
-    mkdir -p "$LC_ROOT$SYSBOX_BIN"
-    for b in sysbox-mgr sysbox-fs sysbox-runc; do
-        install -m 0755 "${CARGO_TARGET_DIR:-$REPO/target}/release/$b-double" "$LC_ROOT$SYSBOX_BIN/$b"
-    done
+    # Installed the way an admin installs it: the .deb built from this checkout
+    # (packaging/deb/build.sh, lintian-checked), with apt-get inside the booted
+    # host, so every test here also tests the package. LC_DEB=FILE uses a .deb
+    # built beforehand.
+    local deb=${LC_DEB:-}
+    if [[ -z $deb ]]; then
+        "$REPO/packaging/deb/build.sh" >"$LC_WORK/logs/build-deb.log" 2>&1 ||
+            { tail -n 20 "$LC_WORK/logs/build-deb.log" >&2; lc_die "packaging/deb/build.sh failed"; return 1; }
+        deb=$(sed -n 's/^build-deb: \(.*\.deb\)$/\1/p' "$LC_WORK/logs/build-deb.log")
+    fi
+    [[ -f $deb ]] || { lc_die "no .deb to install (${deb:-none})"; return 1; }
+    lc_copy_in "$deb" /var/cache/dockyard.deb
+    lc_exec env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /var/cache/dockyard.deb >"$LC_WORK/logs/apt-install.log" 2>&1 ||
+        { tail -n 20 "$LC_WORK/logs/apt-install.log" >&2; lc_die "apt-get install of the .deb failed"; return 1; }
+    install_artifacts
     lc_exec systemctl daemon-reload
     lc_log "installed into $LC_ROOT in $(lc__elapsed "$t0")s"
 }
 
+# --- artifacts -------------------------------------------------------------------------
+# Docker and sysbox reach the host as in production: `dockyard install` fetches them,
+# sha256-verified, from the URLs of an artifacts manifest. Here the "mirror" is a
+# fixture HTTP server in the upstream namespace (http://192.0.2.1:8081) serving a Docker
+# static tarball in Docker's layout, made from the rootfs's Debian binaries, and a
+# sysbox .deb holding the test doubles of tests/doubles (real sysbox cannot be
+# downloaded here; the doubles speak sd_notify like the real daemons, and the runc
+# double execs runc, so containers on a sysbox instance really run).
+MIRROR=http://192.0.2.1:8081
+serve_artifacts() {
+    local dir=$LC_WORK/mirror stage=$LC_WORK/mirror-stage v=$LC_DOCKER_VERSION arch b
+    arch=$(uname -m)
+    mkdir -p "$dir" "$stage/docker" "$stage/sysbox/usr/bin" "$stage/sysbox/DEBIAN"
+    cp "$LC_ROOTFS/var/lib/dockyard/artifacts/docker/$v/bin/"* "$stage/docker/"
+    tar -C "$stage" -czf "$dir/docker-$v.tgz" docker
+    cargo build -q --release --locked -p dockyard-test-doubles --manifest-path "$REPO/Cargo.toml"
+    for b in sysbox-mgr sysbox-fs sysbox-runc; do
+        install -m 0755 "${CARGO_TARGET_DIR:-$REPO/target}/release/$b-double" "$stage/sysbox/usr/bin/$b"
+    done
+    printf 'Package: sysbox-ce\nVersion: %s-0\nArchitecture: %s\nMaintainer: Dockyard tests <dev@dockyard.invalid>\nDescription: Dockyard test doubles standing in for sysbox (not sysbox)\n' \
+        "$SYSBOX_VERSION" "$(dpkg --print-architecture)" >"$stage/sysbox/DEBIAN/control"
+    local sysbox_deb=sysbox-ce_$SYSBOX_VERSION-0.linux_$(dpkg --print-architecture).deb
+    dpkg-deb --root-owner-group -Zxz --build "$stage/sysbox" "$dir/$sysbox_deb" >/dev/null
+    cat >"$LC_WORK/artifacts.toml" <<TOML
+# Written by tests/lifecycle/suite.sh: the fixture mirror's artifacts.
+[defaults]
+docker = "$v"
+sysbox = "$SYSBOX_VERSION"
+
+[[artifact]]
+kind = "docker"
+version = "$v"
+arch = "$arch"
+url = "$MIRROR/docker-$v.tgz"
+sha256 = "$(sha256sum "$dir/docker-$v.tgz" | cut -d' ' -f1)"
+
+[[artifact]]
+kind = "sysbox"
+version = "$SYSBOX_VERSION"
+arch = "$arch"
+url = "$MIRROR/$sysbox_deb"
+sha256 = "$(sha256sum "$dir/$sysbox_deb" | cut -d' ' -f1)"
+TOML
+    # Bound to the upstream address only; ended with the namespace by lc_cleanup.
+    ip netns exec "$LC_NETNS" setsid python3 -m http.server 8081 --bind 192.0.2.1 --directory "$dir" \
+        >"$LC_WORK/logs/mirror.log" 2>&1 </dev/null &
+    disown
+    local deadline=$((SECONDS + 15))
+    until ip netns exec "$LC_NETNS" bash -c 'exec 3<>/dev/tcp/192.0.2.1/8081' 2>/dev/null; do
+        ((SECONDS < deadline)) || { lc_die "the fixture mirror did not start: $(tail -n 3 "$LC_WORK/logs/mirror.log")"; return 1; }
+        sleep 0.2
+    done
+}
+
+install_artifacts() {
+    serve_artifacts
+    # The cached rootfs has Debian's binaries pre-laid out for the harness's own smoke
+    # test; the installer refuses a version directory it did not make.
+    lc_exec rm -rf /var/lib/dockyard/artifacts
+    lc_copy_in "$LC_WORK/artifacts.toml" /etc/dockyard/artifacts.toml
+    lc_exec dockyard install >"$LC_WORK/logs/dockyard-install.log" 2>&1 ||
+        { tail -n 20 "$LC_WORK/logs/dockyard-install.log" >&2; lc_die "dockyard install from the fixture mirror failed"; return 1; }
+    lc_log "dockyard install: $(grep -c 'GET' "$LC_WORK/logs/mirror.log" || true) download(s) from the fixture mirror"
+}
+
 # --- tests -----------------------------------------------------------------------------
+t00_artifacts_from_installer() {
+    lc_exec test -x "/var/lib/dockyard/artifacts/docker/$LC_DOCKER_VERSION/bin/dockerd" || lc_fail "dockerd is not in the store"
+    lc_exec test -x "$SYSBOX_BIN/sysbox-mgr" || lc_fail "sysbox-mgr is not in the store"
+    local before after
+    before=$(grep -c '"GET ' "$LC_WORK/logs/mirror.log" || true)
+    [[ $before -ge 2 ]] || lc_fail "the mirror served $before request(s), expected the Docker tarball and the sysbox .deb"
+    lc_exec dockyard install >/dev/null || lc_fail "a second dockyard install failed"
+    after=$(grep -c '"GET ' "$LC_WORK/logs/mirror.log" || true)
+    [[ $after == "$before" ]] || lc_fail "a second dockyard install downloaded again ($before -> $after requests)"
+    lc_exec dockyard install --list | grep -F "$LC_DOCKER_VERSION" >/dev/null || lc_fail "dockyard install --list does not show $LC_DOCKER_VERSION"
+}
+
 t01_three_instances() {
     local n
     write_conf dy1 'Runtime=runc' '' '[Daemon]' \
@@ -394,6 +471,7 @@ lc_rootfs
 lc_boot suite
 install_dockyard
 
+lc_test "0. Docker and sysbox installed by dockyard install from the fixture mirror; a rerun downloads nothing" t00_artifacts_from_installer
 lc_test "1. three confs, daemon-reload: three units, started concurrently, all active" t01_three_instances
 lc_test "1b. a [Daemon] option reaches /run/dy1_docker/daemon.json and dockerd intact" t01b_daemon_options
 lc_test "2. each instance: docker run, upstream reached as $LC_CT_ADDR (masqueraded), DNS" t02_run_network_dns
