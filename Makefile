@@ -19,6 +19,11 @@ UNITDIR       = $(PREFIX)/lib/systemd/system
 MANDIR        = $(PREFIX)/share/man
 DOCDIR        = $(PREFIX)/share/doc/dockyard
 DATADIR       = $(PREFIX)/share/dockyard
+BASHCOMPDIR   = $(PREFIX)/share/bash-completion/completions
+# Debian's zsh searches vendor-completions; Fedora's, site-functions (the
+# RPM build sets it).
+ZSHCOMPDIR   ?= $(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR   = $(PREFIX)/share/fish/vendor_completions.d
 
 RELEASE       = $(or $(CARGO_TARGET_DIR),target)/release
 HELPER_NAMES  = dockyard-network dockyard-prepare dockyard-sysbox-chown
@@ -66,7 +71,8 @@ check: lint test man-check verify-units lifecycle packages ansible-test
 install: build
 	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples/dy1.conf.d \
-		$(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/dockyard/instances.d $(DESTDIR)$(BINDIR)
+		$(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/dockyard/instances.d $(DESTDIR)$(BINDIR) \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	$(INSTALL) -m 0755 $(RELEASE)/dockyard $(DESTDIR)$(BINDIR)/dockyard
 	$(INSTALL) -m 0755 $(RELEASE)/dockyard-generator $(DESTDIR)$(GENERATORDIR)/dockyard-generator
 	$(INSTALL) -m 0755 $(RELEASE)/dockyard-helper $(DESTDIR)$(LIBEXECDIR)/dockyard-helper
@@ -78,10 +84,16 @@ install: build
 	$(INSTALL) -m 0644 conf/examples/dy1.conf.d/*.conf $(DESTDIR)$(DOCDIR)/examples/dy1.conf.d/
 	$(INSTALL) -m 0644 conf/artifacts.toml $(DESTDIR)$(DATADIR)/artifacts.toml
 	$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	# Completion scripts, generated from the command definitions.
+	$(RELEASE)/dockyard completions bash > $(DESTDIR)$(BASHCOMPDIR)/dockyard
+	$(RELEASE)/dockyard completions zsh > $(DESTDIR)$(ZSHCOMPDIR)/_dockyard
+	$(RELEASE)/dockyard completions fish > $(DESTDIR)$(FISHCOMPDIR)/dockyard.fish
+	chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/dockyard $(DESTDIR)$(ZSHCOMPDIR)/_dockyard $(DESTDIR)$(FISHCOMPDIR)/dockyard.fish
 
 uninstall:
 	rm -f $(DESTDIR)$(GENERATORDIR)/dockyard-generator $(DESTDIR)$(UNITDIR)/dockyard.slice
 	rm -f $(DESTDIR)$(BINDIR)/dockyard
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/dockyard $(DESTDIR)$(ZSHCOMPDIR)/_dockyard $(DESTDIR)$(FISHCOMPDIR)/dockyard.fish
 	rm -f $(DESTDIR)$(LIBEXECDIR)/dockyard-helper $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(HELPER_NAMES))
 	rm -f $(DESTDIR)$(MANDIR)/man5/dockyard.conf.5 $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
 	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)
