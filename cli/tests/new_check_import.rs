@@ -248,7 +248,7 @@ fn new_refuses_names_in_use_naming_which() {
 }
 
 #[test]
-fn new_refuses_an_existing_group() {
+fn new_refuses_an_existing_group_or_user() {
     if !is_root() {
         eprintln!("skipped: needs root to add a group");
         return;
@@ -264,6 +264,19 @@ fn new_refuses_an_existing_group() {
     let o = env.new_instance(&name, &[]);
     let _ = Command::new("groupdel").arg(&group).status();
     expect(&o, 6, &format!("a group named {group} exists"));
+
+    // A user without a group of the same name.
+    let name = format!("zu{}", std::process::id() % 100_000);
+    let user = format!("{name}_docker");
+    let added = Command::new("useradd")
+        .args(["--system", "--no-create-home", "--no-user-group", &user])
+        .status()
+        .expect("useradd");
+    assert!(added.success());
+    let o = env.new_instance(&name, &[]);
+    let _ = Command::new("userdel").arg(&user).status();
+    expect(&o, 6, &format!("a user named {user} exists"));
+    assert!(!env.dir().exists(), "nothing written");
 }
 
 #[test]
