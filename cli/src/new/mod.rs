@@ -344,8 +344,11 @@ pub fn create(
     let text = conf_text(&plan);
     let file_name = format!("{name}.conf");
     let target = settings.instances_dir.join(&file_name);
-    let (instance, warnings) = validate(settings, &name, &target, &text)
-        .map_err(|m| usage(format!("the conf would not be valid:\n{m}")))?;
+    let (instance, warnings) = validate(settings, &name, &target, &text).map_err(|m| {
+        usage(format!(
+            "the conf would not be valid; nothing was written:\n{m}"
+        ))
+    })?;
     for w in warnings {
         eprintln!("{w}");
     }
