@@ -8,10 +8,12 @@
 
 pub mod conflict;
 pub mod diag;
+pub mod firewall;
 pub mod ini;
 pub mod instance;
 pub mod load;
 pub mod manifest;
+pub mod mountinfo;
 pub mod name;
 pub mod network;
 pub mod parallel;
