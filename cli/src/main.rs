@@ -5,10 +5,14 @@
 mod check;
 mod completions;
 mod confwrite;
+mod destroy;
 mod error;
 mod import;
 mod install;
 mod new;
+mod probe;
+mod status;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use error::EXIT_CODES_HELP;
@@ -42,6 +46,12 @@ enum Command {
     Import(import::Args),
     /// Print a shell completion script
     Completions(completions::Args),
+    /// Show each instance: unit, socket, bridge, firewall rules, containers, Docker version
+    Status(status::Args),
+    /// Smoke-test an instance: API, socket permissions, outbound NAT, a container run
+    Verify(verify::Args),
+    /// Stop an instance and remove everything of it (data unless --keep-data)
+    Destroy(destroy::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +62,9 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Completions(args) => completions::run(&args),
+        Command::Status(args) => status::run(&args),
+        Command::Verify(args) => verify::run(&args),
+        Command::Destroy(args) => destroy::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

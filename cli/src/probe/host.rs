@@ -1,0 +1,372 @@
+//! Host facts, each read in the least privileged way that works. A fact that
+//! needs root is `Err("needs root")` for callers to print, never a failure.
+
+use dockyard_model::firewall::{self, Saved, Spec};
+use dockyard_model::instance::{Instance, VersionDefaults};
+use dockyard_model::load::{load_dir, LoadOptions};
+use dockyard_model::{manifest, paths, InstanceName};
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const SYS_CLASS_NET: &str = "/sys/class/net";
+/// Where the helpers record what `up` did (helpers/src/state.rs).
+pub const HELPER_STATE_DIR: &str = "/run/dockyard";
+pub const NEEDS_ROOT: &str = "unknown (needs root)";
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+pub fn instances_dir() -> PathBuf {
+    std::env::var_os(paths::INSTANCES_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(paths::INSTANCES_DIR))
+}
+
+/// The manifest's defaults, as the generator uses them; the default sysbox
+/// version too (None when the manifest is unusable).
+pub fn version_defaults() -> (VersionDefaults, Option<String>) {
+    match manifest::load(Path::new(paths::MANIFEST_OVERRIDE)) {
+        Ok(loaded) => (
+            VersionDefaults {
+                docker: Ok(loaded.manifest.defaults.docker.clone()),
+                known_docker: None,
+            },
+            Some(loaded.manifest.defaults.sysbox.clone()),
+        ),
+        Err(d) => (
+            VersionDefaults {
+                docker: Err(format!("the artifacts manifest is unusable: {d}")),
+                known_docker: None,
+            },
+            None,
+        ),
+    }
+}
+
+/// One instance the host knows of: from a conf (valid or not) or only from
+/// its bridge `NAME_docker0` (running without a conf).
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub name: InstanceName,
+    pub instance: Option<Instance>,
+    pub conf: Option<PathBuf>,
+    /// Why the conf produced no instance.
+    pub conf_error: Option<String>,
+}
+
+pub fn known_instances() -> Vec<Known> {
+    let dir = instances_dir();
+    let (defaults, _) = version_defaults();
+    let catalog = load_dir(&LoadOptions {
+        dir: &dir,
+        defaults: &defaults,
+        sys_class_net: Path::new(SYS_CLASS_NET),
+    });
+    let mut known: BTreeMap<InstanceName, Known> = BTreeMap::new();
+    for inst in catalog.instances {
+        known.insert(
+            inst.name.clone(),
+            Known {
+                name: inst.name.clone(),
+                conf: Some(inst.conf.clone()),
+                instance: Some(inst),
+                conf_error: None,
+            },
+        );
+    }
+    for s in catalog.skipped {
+        let stem = s
+            .conf
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".conf"))
+            .unwrap_or("");
+        if let Ok(name) = InstanceName::parse(stem) {
+            known.entry(name.clone()).or_insert(Known {
+                name,
+                instance: None,
+                conf: Some(s.conf.clone()),
+                conf_error: Some(s.reason.clone()),
+            });
+        }
+    }
+    for name in bridges(Path::new(SYS_CLASS_NET)) {
+        known.entry(name.clone()).or_insert(Known {
+            name,
+            instance: None,
+            conf: None,
+            conf_error: None,
+        });
+    }
+    known.into_values().collect()
+}
+
+/// Instance names of the `NAME_docker0` interfaces in `sys_class_net`.
+pub fn bridges(sys_class_net: &Path) -> Vec<InstanceName> {
+    let Ok(dir) = std::fs::read_dir(sys_class_net) else {
+        return Vec::new();
+    };
+    let mut names: Vec<InstanceName> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let n = e.file_name();
+            InstanceName::parse(n.to_str()?.strip_suffix("_docker0")?).ok()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+pub fn bridge_exists(name: &InstanceName) -> bool {
+    Path::new(SYS_CLASS_NET).join(name.bridge()).exists()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitState {
+    pub load: String,
+    pub active: String,
+    pub sub: String,
+}
+
+impl UnitState {
+    pub fn exists(&self) -> bool {
+        self.load != "not-found" || self.active != "inactive"
+    }
+}
+
+/// `systemctl show` works without root.
+pub fn unit_state(unit: &str) -> Result<UnitState, String> {
+    let out = Command::new("systemctl")
+        .args([
+            "show",
+            "-p",
+            "LoadState",
+            "-p",
+            "ActiveState",
+            "-p",
+            "SubState",
+            unit,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("unknown (cannot run systemctl: {e})"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("unknown ({})", err.trim().replace('\n', "; ")));
+    }
+    Ok(parse_show(&String::from_utf8_lossy(&out.stdout)))
+}
+
+pub fn parse_show(text: &str) -> UnitState {
+    let map: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    let get = |k: &str| map.get(k).copied().unwrap_or("unknown").to_string();
+    UnitState {
+        load: get("LoadState"),
+        active: get("ActiveState"),
+        sub: get("SubState"),
+    }
+}
+
+/// Runs `systemctl ARGS`; the error carries systemctl's own message.
+pub fn systemctl(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("systemctl")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run systemctl: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "systemctl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Is systemd the init system here (so units and reloads mean something)?
+pub fn systemd_running() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The live rules; reading them needs root (CAP_NET_ADMIN).
+pub fn iptables_save() -> Result<Saved, String> {
+    if !is_root() {
+        return Err(NEEDS_ROOT.into());
+    }
+    let prog = find_program("iptables-save")
+        .ok_or("unknown (iptables-save not found; install the iptables package)")?;
+    let out = Command::new(&prog)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("unknown (cannot run {}: {e})", prog.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "unknown ({} failed: {})",
+            prog.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(firewall::parse_save(&String::from_utf8_lossy(&out.stdout)))
+}
+
+pub fn spec_of(inst: &Instance) -> Spec {
+    Spec {
+        instance: inst.name.as_str().to_string(),
+        bridge: inst.name.bridge(),
+        fixed: inst.fixed,
+        pool: inst.pool,
+    }
+}
+
+/// The network values `dockyard-network up` recorded for a running
+/// instance (`/run/dockyard/NAME/network`), e.g. after its conf was removed.
+pub fn recorded_spec(name: &InstanceName) -> Option<Spec> {
+    let path = Path::new(HELPER_STATE_DIR)
+        .join(name.as_str())
+        .join("network");
+    let text = std::fs::read_to_string(path).ok()?;
+    let map: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    Some(Spec {
+        instance: name.as_str().to_string(),
+        bridge: map.get("bridge")?.to_string(),
+        fixed: map.get("fixed-cidr")?.parse().ok()?,
+        pool: map.get("pool")?.parse().ok()?,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketInfo {
+    pub path: PathBuf,
+    pub exists: bool,
+    pub is_socket: bool,
+    pub owner: String,
+    pub group: String,
+    pub mode: u32,
+}
+
+impl SocketInfo {
+    /// `root:NAME_docker 0660`, what dockerd's `--group` makes.
+    pub fn problem(&self, name: &InstanceName) -> Option<String> {
+        if !self.exists {
+            return Some(format!("{} does not exist", self.path.display()));
+        }
+        if !self.is_socket {
+            return Some(format!("{} is not a socket", self.path.display()));
+        }
+        let want_group = name.account();
+        if self.owner != "root" || self.group != want_group || self.mode != 0o660 {
+            return Some(format!(
+                "{} is {}:{} {:04o}, expected root:{want_group} 0660",
+                self.path.display(),
+                self.owner,
+                self.group,
+                self.mode
+            ));
+        }
+        None
+    }
+}
+
+/// Stat without following a symlink. The root is `root:NAME_docker 0750`,
+/// so others get `Err("needs root")`.
+pub fn socket_info(path: &Path) -> Result<SocketInfo, String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Ok(SocketInfo {
+            path: path.to_path_buf(),
+            exists: true,
+            is_socket: m.file_type().is_socket(),
+            owner: user_name(m.uid()),
+            group: group_name(m.gid()),
+            mode: m.mode() & 0o7777,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SocketInfo {
+            path: path.to_path_buf(),
+            exists: false,
+            is_socket: false,
+            owner: String::new(),
+            group: String::new(),
+            mode: 0,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(NEEDS_ROOT.into()),
+        Err(e) => Err(format!("unknown ({}: {e})", path.display())),
+    }
+}
+
+pub fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+pub fn group_name(gid: u32) -> String {
+    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+        .unwrap_or_else(|| gid.to_string())
+}
+
+/// Is Docker `version` in the store (its dockerd executable)?
+pub fn docker_installed(version: &str) -> bool {
+    let p = Path::new(&paths::docker_bin_dir(version)).join("dockerd");
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_output_is_parsed() {
+        let s = parse_show("LoadState=loaded\nActiveState=active\nSubState=running\n");
+        assert_eq!(
+            (s.load.as_str(), s.active.as_str(), s.sub.as_str()),
+            ("loaded", "active", "running")
+        );
+        assert!(s.exists());
+        let gone = parse_show("ActiveState=inactive\nLoadState=not-found\nSubState=dead\n");
+        assert!(!gone.exists());
+    }
+
+    #[test]
+    fn socket_problems_are_named() {
+        let name = InstanceName::parse("dy1").expect("name");
+        let mut s = SocketInfo {
+            path: "/srv/dy1/docker.sock".into(),
+            exists: true,
+            is_socket: true,
+            owner: "root".into(),
+            group: "dy1_docker".into(),
+            mode: 0o660,
+        };
+        assert_eq!(s.problem(&name), None);
+        s.mode = 0o666;
+        assert_eq!(
+            s.problem(&name).as_deref(),
+            Some("/srv/dy1/docker.sock is root:dy1_docker 0666, expected root:dy1_docker 0660")
+        );
+        s.exists = false;
+        assert!(s
+            .problem(&name)
+            .unwrap_or_default()
+            .contains("does not exist"));
+    }
+}

@@ -1,0 +1,449 @@
+//! `dockyard verify NAME`: a smoke test after install. One line per check,
+//! `ok` or `FAIL` with the reason; exit 1 when any check failed.
+//!
+//! The container check never contacts a registry: it runs `true` in an
+//! image the instance already has, or, when there is none (or it has no
+//! `true`), loads a one-file image made on the spot from the instance's
+//! own statically linked `docker-init` (tini) and runs `docker-init
+//! --version`; that image is removed again afterwards.
+
+use crate::error::{Exit, Failure, Result};
+use crate::probe::host;
+use crate::probe::http::{self, HttpError, Response};
+use dockyard_model::{firewall, paths, Instance, InstanceName};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The instance to check
+    pub name: String,
+}
+
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+pub const VERIFY_IMAGE: &str = "dockyard-verify:1";
+
+struct Report {
+    failed: usize,
+    total: usize,
+}
+
+impl Report {
+    fn check(&mut self, what: &str, result: std::result::Result<String, String>) -> bool {
+        self.total += 1;
+        match result {
+            Ok(detail) => {
+                println!("ok   {what}: {detail}");
+                true
+            }
+            Err(why) => {
+                self.failed += 1;
+                println!("FAIL {what}: {why}");
+                false
+            }
+        }
+    }
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let name = InstanceName::parse(&args.name).map_err(|e| Failure::new(Exit::Usage, e))?;
+    let mut report = Report {
+        failed: 0,
+        total: 0,
+    };
+    let known = host::known_instances().into_iter().find(|k| k.name == name);
+    let inst = match known.as_ref().and_then(|k| k.instance.clone()) {
+        Some(i) => i,
+        None => {
+            let why = match known.and_then(|k| k.conf_error) {
+                Some(e) => format!("the conf is invalid: {e}"),
+                None => format!("no conf {}/{name}.conf", host::instances_dir().display()),
+            };
+            report.check("conf", Err(why));
+            return finish(&report);
+        }
+    };
+    report.check("conf", Ok(inst.conf.display().to_string()));
+    report.check(
+        "unit",
+        match host::unit_state(&name.unit()) {
+            Ok(u) if u.active == "active" => Ok(format!("{} is active ({})", name.unit(), u.sub)),
+            Ok(u) => Err(format!(
+                "{} is {}/{} (start it: systemctl start {})",
+                name.unit(),
+                u.active,
+                u.sub,
+                name.unit()
+            )),
+            Err(e) => Err(e),
+        },
+    );
+    let socket = PathBuf::from(inst.socket());
+    report.check(
+        "socket",
+        match host::socket_info(&socket) {
+            Ok(s) => match s.problem(&name) {
+                None => Ok(format!(
+                    "{} is root:{} 0660",
+                    socket.display(),
+                    name.account()
+                )),
+                Some(p) => Err(p),
+            },
+            Err(e) => Err(e),
+        },
+    );
+    let ping = api(&socket, "GET", "/_ping", None).and_then(|r| {
+        if r.is_success() && r.text().trim() == "OK" {
+            Ok("/_ping answered OK".to_string())
+        } else {
+            Err(format!(
+                "/_ping answered HTTP {}: {}",
+                r.status,
+                r.text().trim()
+            ))
+        }
+    });
+    let api_ok = report.check("api", ping);
+    if api_ok {
+        let version = api(&socket, "GET", "/version", None).and_then(|r| {
+            let v = r.json()?;
+            match v.get("Version").and_then(Value::as_str) {
+                Some(version) => Ok(format!(
+                    "dockerd {version}, API {}",
+                    v.get("ApiVersion").and_then(Value::as_str).unwrap_or("?")
+                )),
+                None => Err(format!("/version has no Version: {v}")),
+            }
+        });
+        report.check("version", version);
+    }
+    report.check("nat", nat_rules(&inst));
+    if api_ok {
+        report.check("container", run_container(&socket, &inst));
+    } else {
+        report.check("container", Err("skipped: the API does not answer".into()));
+    }
+    finish(&report)
+}
+
+fn finish(report: &Report) -> Result<()> {
+    if report.failed == 0 {
+        println!("{} checks passed", report.total);
+        Ok(())
+    } else {
+        Err(Failure::failed(format!(
+            "{} of {} checks failed",
+            report.failed, report.total
+        )))
+    }
+}
+
+fn api(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> std::result::Result<Response, String> {
+    let body = body.map(|b| b.to_string());
+    http::request(
+        socket,
+        method,
+        path,
+        body.as_deref().map(str::as_bytes),
+        API_TIMEOUT,
+    )
+    .map_err(|e| match e {
+        HttpError::PermissionDenied(m) => {
+            format!("{m}; run as root or as a member of the instance's group")
+        }
+        e => e.to_string(),
+    })
+}
+
+/// The outbound NAT: the POSTROUTING jump and the MASQUERADE rules.
+fn nat_rules(inst: &Instance) -> std::result::Result<String, String> {
+    let saved = host::iptables_save()?;
+    let audit = firewall::audit(&saved, &host::spec_of(inst));
+    let missing: Vec<String> = audit
+        .missing
+        .iter()
+        .filter(|e| e.table == "nat")
+        .map(|e| e.line())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("missing: {}", missing.join("; ")));
+    }
+    Ok(format!(
+        "MASQUERADE of {} and {} through chain {} in place",
+        inst.fixed,
+        inst.pool,
+        firewall::chain(inst.name.as_str())
+    ))
+}
+
+/// Runs a container to completion and removes it.
+fn run_container(socket: &Path, inst: &Instance) -> std::result::Result<String, String> {
+    let images = api(socket, "GET", "/images/json", None)?.json()?;
+    let present = images
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("RepoTags")?.as_array()?.first()?.as_str())
+        .find(|t| *t != "<none>:<none>" && *t != VERIFY_IMAGE)
+        .map(str::to_string);
+    let mut first_error = None;
+    if let Some(image) = &present {
+        match run_once(socket, image, &["true"]) {
+            Ok(()) => return Ok(format!("ran `true` in local image {image}, exit 0")),
+            Err(e) => first_error = Some(format!("{image}: {e}")),
+        }
+    }
+    // No usable local image: a one-file image from the static docker-init.
+    let init = Path::new(&paths::docker_bin_dir(&inst.docker_version)).join("docker-init");
+    let tar = minimal_image(&init).map_err(|e| match &first_error {
+        Some(f) => format!("{f}; and no image could be made: {e}"),
+        None => format!(
+            "the instance has no image and none could be made: {e}; load one with docker load"
+        ),
+    })?;
+    let loaded = http::request_typed(
+        socket,
+        "POST",
+        "/images/load?quiet=1",
+        Some(("application/x-tar", &tar)),
+        RUN_TIMEOUT,
+    )
+    .map_err(|e| format!("loading the minimal image: {e}"))?;
+    if !loaded.is_success() {
+        return Err(format!(
+            "loading the minimal image: HTTP {}: {}",
+            loaded.status,
+            loaded.text().trim()
+        ));
+    }
+    let result = run_once(socket, VERIFY_IMAGE, &["/docker-init", "--version"]);
+    let _ = api(
+        socket,
+        "DELETE",
+        &format!("/images/{VERIFY_IMAGE}?force=1"),
+        None,
+    );
+    result.map(|()| {
+        format!(
+            "ran docker-init --version in a minimal image made from {} (no local image{}), exit 0; image removed",
+            init.display(),
+            first_error.map(|e| format!(" usable: {e}")).unwrap_or_default()
+        )
+    })
+}
+
+fn run_once(socket: &Path, image: &str, entrypoint: &[&str]) -> std::result::Result<(), String> {
+    let body = json!({
+        "Image": image,
+        "Entrypoint": entrypoint,
+        "Cmd": [],
+        "Labels": {"dockyard.verify": "1"},
+        "NetworkDisabled": false,
+    });
+    let name = format!("dockyard-verify-{}", std::process::id());
+    let created = api(
+        socket,
+        "POST",
+        &format!("/containers/create?name={name}"),
+        Some(&body),
+    )?;
+    if !created.is_success() {
+        return Err(format!(
+            "create: HTTP {}: {}",
+            created.status,
+            created.text().trim()
+        ));
+    }
+    let id = created
+        .json()?
+        .get("Id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or("create: no Id in the answer")?;
+    let result = start_and_wait(socket, &id);
+    let _ = api(socket, "DELETE", &format!("/containers/{id}?force=1"), None);
+    result
+}
+
+fn start_and_wait(socket: &Path, id: &str) -> std::result::Result<(), String> {
+    let started = api(socket, "POST", &format!("/containers/{id}/start"), None)?;
+    if !started.is_success() {
+        return Err(format!(
+            "start: HTTP {}: {}",
+            started.status,
+            started.text().trim()
+        ));
+    }
+    let waited = http::request(
+        socket,
+        "POST",
+        &format!("/containers/{id}/wait"),
+        None,
+        RUN_TIMEOUT,
+    )
+    .map_err(|e| format!("wait: {e}"))?;
+    let code = waited.json()?.get("StatusCode").and_then(Value::as_i64);
+    match code {
+        Some(0) => Ok(()),
+        Some(c) => Err(format!("the container exited with status {c}")),
+        None => Err(format!(
+            "wait: HTTP {}: {}",
+            waited.status,
+            waited.text().trim()
+        )),
+    }
+}
+
+/// A `docker save`-format archive of image `dockyard-verify:1`: one layer
+/// holding `/docker-init`, which must be statically linked.
+pub fn minimal_image(init: &Path) -> std::result::Result<Vec<u8>, String> {
+    let binary = std::fs::read(init).map_err(|e| format!("cannot read {}: {e}", init.display()))?;
+    if !is_static_elf(&binary) {
+        return Err(format!(
+            "{} is not a statically linked executable",
+            init.display()
+        ));
+    }
+    let mut layer = tar::Builder::new(Vec::new());
+    append(&mut layer, "docker-init", &binary, 0o755)?;
+    let layer = layer.into_inner().map_err(|e| e.to_string())?;
+    let layer_digest = hex(&Sha256::digest(&layer));
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let config = json!({
+        "architecture": arch,
+        "os": "linux",
+        "config": {"Entrypoint": ["/docker-init", "--version"]},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_digest}")]},
+    })
+    .to_string();
+    let config_digest = hex(&Sha256::digest(config.as_bytes()));
+    let manifest = json!([{
+        "Config": format!("{config_digest}.json"),
+        "RepoTags": [VERIFY_IMAGE],
+        "Layers": [format!("{layer_digest}/layer.tar")],
+    }])
+    .to_string();
+    let mut image = tar::Builder::new(Vec::new());
+    append(
+        &mut image,
+        &format!("{layer_digest}/layer.tar"),
+        &layer,
+        0o644,
+    )?;
+    append(
+        &mut image,
+        &format!("{config_digest}.json"),
+        config.as_bytes(),
+        0o644,
+    )?;
+    append(&mut image, "manifest.json", manifest.as_bytes(), 0o644)?;
+    image.into_inner().map_err(|e| e.to_string())
+}
+
+fn append(
+    b: &mut tar::Builder<Vec<u8>>,
+    path: &str,
+    data: &[u8],
+    mode: u32,
+) -> std::result::Result<(), String> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(mode);
+    h.set_mtime(0);
+    h.set_cksum();
+    b.append_data(&mut h, path, data)
+        .map_err(|e| format!("cannot build the image archive: {e}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A 64-bit little-endian ELF executable without a PT_INTERP header.
+pub fn is_static_elf(data: &[u8]) -> bool {
+    if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
+        return false;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(data[0x20..0x28].try_into().unwrap_or([0xff; 8])) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    for i in 0..phnum {
+        let at = phoff.saturating_add(i.saturating_mul(phentsize));
+        let Some(p_type) = data.get(at..at + 4) else {
+            return false;
+        };
+        if p_type == [3, 0, 0, 0] {
+            return false; // PT_INTERP: needs a dynamic loader
+        }
+    }
+    phnum > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_elf_detection() {
+        assert!(!is_static_elf(b"#!/bin/sh\n"));
+        // This test binary is dynamically linked (it has PT_INTERP).
+        let me = std::fs::read(std::env::current_exe().expect("exe")).expect("read");
+        assert!(!is_static_elf(&me));
+        // A minimal static header: one PT_LOAD program header.
+        let mut elf = vec![0u8; 64 + 56];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2;
+        elf[5] = 1;
+        elf[0x20] = 64;
+        elf[0x36] = 56;
+        elf[0x38] = 1;
+        elf[64] = 1;
+        assert!(is_static_elf(&elf));
+        elf[64] = 3;
+        assert!(!is_static_elf(&elf));
+    }
+
+    #[test]
+    fn minimal_image_is_a_docker_save_archive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dynamic = dir.path().join("dyn");
+        std::fs::copy(std::env::current_exe().expect("exe"), &dynamic).expect("copy");
+        assert!(minimal_image(&dynamic)
+            .unwrap_err()
+            .contains("not a statically linked"));
+        let mut elf = vec![0u8; 64 + 56];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        (elf[4], elf[5], elf[0x20], elf[0x36], elf[0x38], elf[64]) = (2, 1, 64, 56, 1, 1);
+        let init = dir.path().join("docker-init");
+        std::fs::write(&init, &elf).expect("write");
+        let tar = minimal_image(&init).expect("image");
+        let mut archive = tar::Archive::new(&tar[..]);
+        let names: Vec<String> = archive
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                e.expect("entry")
+                    .path()
+                    .expect("path")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(names[0].ends_with("/layer.tar"));
+        assert_eq!(names[2], "manifest.json");
+    }
+}
