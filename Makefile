@@ -5,6 +5,7 @@
 #   make bench                generator and installer benchmarks (see PERFORMANCE.md)
 #   sudo make quickstart      install and start an instance on this host
 #   sudo make lifecycle       the lifecycle suite alone (booted systemd, real dockerd)
+#   sudo make lifecycle-cli   the dockyard CLI's lifecycle tests (status, verify, destroy)
 
 PREFIX      ?= /usr
 SYSCONFDIR  ?= /etc
@@ -34,7 +35,7 @@ MAN8          = man/dockyard-generator.8 man/dockyard-helper.8 man/dockyard.8
 # directory they are installed to.
 export DOCKYARD_LIBEXEC_DIR = $(LIBEXECDIR)
 
-.PHONY: all build check test lint man-check verify-units lifecycle install uninstall bench clean quickstart
+.PHONY: all build check test lint man-check verify-units lifecycle lifecycle-cli install uninstall bench clean quickstart
 
 all: build
 
@@ -66,7 +67,11 @@ lifecycle: build
 	bash tests/lifecycle/suite.sh
 	bash tests/lifecycle/upgrade.sh
 
-check: lint test man-check verify-units lifecycle packages ansible-test
+# Issue 5's CLI tests (status, verify, destroy, new) in the same booted host.
+lifecycle-cli: build
+	LC_INSTALL_NO_BUILD=1 bash tests/lifecycle/cli_suite.sh
+
+check: lint test man-check verify-units lifecycle lifecycle-cli packages ansible-test
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \

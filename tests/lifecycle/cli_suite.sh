@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# Issue 5's lifecycle tests of the dockyard CLI: new (x3, concurrent) then start, status
+# --json against reality, verify, destroy under load, double destroy, nothing left after
+# destroy while the other instances keep working, and the last sysbox instance taking the
+# shared sysbox state with it. Same harness and install as suite.sh (README.md here).
+#
+#   sudo bash tests/lifecycle/cli_suite.sh      (or: sudo make lifecycle-cli)
+#
+# Env: LC_VERBOSE=1 prints every test's output; LC_KEEP_WORK=1 keeps the working copy;
+# LC_INSTALL_NO_BUILD=1 installs the release binaries already built (make -o build install);
+# CLI_SUITE_NEW=0 writes the three confs by hand instead of with `dockyard new` (the
+# default uses `dockyard new` when the installed dockyard has it).
+set -euo pipefail
+SUITE_T0=$(date +%s.%N)
+HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$HERE/lib.sh"
+
+CONF_DIR=/etc/dockyard/instances.d
+SYSBOX_VERSION=0.6.7
+SYSBOX_BIN=/var/lib/dockyard/artifacts/sysbox/$SYSBOX_VERSION/bin
+SYSBOX_DATA=/var/lib/dockyard-sysbox
+SYSBOX_UNITS=(dockyard-sysbox-mgr.service dockyard-sysbox-fs.service dockyard-sysbox-chown.service)
+NAMES=(ca cb cc)
+# Hand-written networks (CLI_SUITE_NEW=0) and the sysbox instances' networks.
+declare -A BRIDGE=([ca]=172.20.11.1/24 [cb]=172.20.12.1/24 [cc]=172.20.13.1/24
+    [sa]=172.20.14.1/24 [sb]=172.20.15.1/24)
+declare -A POOL=([ca]=172.24.0.0/16 [cb]=172.25.0.0/16 [cc]=172.26.0.0/16
+    [sa]=172.27.0.0/16 [sb]=172.28.0.0/16)
+
+# --- helpers -------------------------------------------------------------------------
+sock() { echo "/var/lib/dockyard/$1/docker.sock"; }
+dk() {
+    local n=$1; shift
+    lc_exec timeout 120 env DOCKER_HOST="unix://$(sock "$n")" "$LC_DOCKER_BIN/docker" "$@"
+}
+# dy ARGS...: the installed dockyard command, as root, stdin not a terminal.
+dy() { lc_exec timeout 300 dockyard "$@" </dev/null; }
+write_conf() {
+    local n=$1; shift
+    {
+        printf '[Instance]\nBridgeCIDR=%s\nPoolBase=%s\nDockerVersion=%s\n' \
+            "${BRIDGE[$n]}" "${POOL[$n]}" "$LC_DOCKER_VERSION"
+        printf '%s\n' "$@"
+    } | lc_exec sh -c "mkdir -p $CONF_DIR && cat >$CONF_DIR/$n.conf"
+}
+active() { [[ $(lc_exec systemctl is-active "$1" 2>/dev/null || true) == active ]]; }
+inactive() { [[ $(lc_exec systemctl is-active "$1" 2>/dev/null || true) == inactive ]]; }
+unit_state() {
+    lc_exec systemctl show -p LoadState -p ActiveState -p SubState -p Result "$1" 2>&1 | tr '\n' ' '
+    echo
+    lc_exec journalctl -q --no-pager -n 15 -u "$1" 2>&1 || true
+}
+rules() { lc_exec iptables-save | grep -E "dockyard:$1(\"| |\$)" || true; }
+rules_exactly_once() {
+    local n=$1 r dups
+    r=$(rules "$n")
+    dups=$(sort <<<"$r" | uniq -d)
+    [[ -z $dups ]] || lc_fail "$n: duplicated firewall lines: $dups"
+    [[ $(grep -c . <<<"$r") == 9 ]] || lc_fail "$n: expected 9 firewall lines, got:
+$r"
+}
+no_rules() {
+    local r
+    r=$(lc_exec iptables-save | grep -E "dockyard:$1(\"| |\$)|DOCKYARD-$1( |\$)" || true)
+    [[ -z $r ]] || lc_fail "$1: firewall lines left: $r"
+}
+link_exists() { lc_exec ip link show "$1" >/dev/null 2>&1; }
+run_in() { local n=$1; shift; dk "$n" run --rm "$LC_IMAGE" "$@"; }
+# json_check JSON PYTHON-EXPR...: each expression, with `s` the parsed status list and
+# `i(name)` one instance's object, must be true.
+json_check() {
+    local json=$1; shift
+    python3 - "$json" "$@" <<'PY'
+import json, sys
+s = json.loads(sys.argv[1])
+def i(name):
+    found = [x for x in s if x["name"] == name]
+    if not found:
+        raise SystemExit(f"no instance {name} in the status")
+    return found[0]
+bad = [e for e in sys.argv[2:] if not eval(e)]
+if bad:
+    print("status --json does not satisfy: " + "; ".join(bad), file=sys.stderr)
+    sys.exit(1)
+PY
+}
+# Nothing of instance NAME is left: unit, bridge, rules, root, user, group, conf, /run.
+nothing_left() {
+    local n=$1 ls
+    ls=$(lc_exec systemctl list-units --all --no-legend --plain "${n}_docker.service")
+    [[ -z $ls ]] || lc_fail "$n: unit still known: $ls"
+    [[ $(lc_exec systemctl show -p LoadState --value "${n}_docker.service") == not-found ]] ||
+        lc_fail "$n: unit still loadable"
+    if link_exists "${n}_docker0"; then lc_fail "$n: bridge ${n}_docker0 left"; fi
+    no_rules "$n"
+    local p
+    for p in "/var/lib/dockyard/$n" "$CONF_DIR/$n.conf" "$CONF_DIR/$n.conf.d" "/run/${n}_docker" "/run/dockyard/$n"; do
+        if lc_exec test -e "$p"; then lc_fail "$n: $p left"; fi
+    done
+    if lc_exec getent passwd "${n}_docker" >/dev/null; then lc_fail "$n: user ${n}_docker left"; fi
+    if lc_exec getent group "${n}_docker" >/dev/null; then lc_fail "$n: group ${n}_docker left"; fi
+    local m
+    m=$(lc_exec grep -E " /var/lib/dockyard/${n}[/ ]| /run/${n}_docker[/ ]" /proc/self/mountinfo || true)
+    [[ -z $m ]] || lc_fail "$n: mounts left: $m"
+}
+others_work() {
+    local n
+    for n in "$@"; do
+        active "${n}_docker.service" || lc_fail "$n is not active: $(unit_state "${n}_docker.service")"
+        lc_image "$(sock "$n")"
+        rules_exactly_once "$n"
+        [[ $(run_in "$n" echo "$n works") == "$n works" ]] || lc_fail "$n runs no container"
+    done
+}
+
+# --- install (as suite.sh) ---------------------------------------------------------------
+install_dockyard() {
+    local t0
+    t0=$(lc__now)
+    local -a make_flags=()
+    [[ ${LC_INSTALL_NO_BUILD:-0} == 1 ]] && make_flags=(-o build)
+    make -s -C "$REPO" "${make_flags[@]}" install DESTDIR="$LC_ROOT" PREFIX=/usr >/dev/null
+    cargo build -q --release --locked -p dockyard-test-doubles --manifest-path "$REPO/Cargo.toml"
+    local b
+    mkdir -p "$LC_ROOT$SYSBOX_BIN"
+    for b in sysbox-mgr sysbox-fs sysbox-runc; do
+        install -m 0755 "${CARGO_TARGET_DIR:-$REPO/target}/release/$b-double" "$LC_ROOT$SYSBOX_BIN/$b"
+    done
+    lc_exec systemctl daemon-reload
+    lc_log "installed into $LC_ROOT in $(lc__elapsed "$t0")s"
+}
+
+use_new() {
+    case ${CLI_SUITE_NEW:-auto} in
+    0) return 1 ;;
+    1) return 0 ;;
+    *) lc_exec dockyard new --help >/dev/null 2>&1 ;;
+    esac
+}
+
+# --- tests -----------------------------------------------------------------------------
+t01_new_three_then_start() {
+    local n pids=() rc=0
+    if use_new; then
+        echo "three concurrent 'dockyard new --start'"
+        for n in "${NAMES[@]}"; do
+            lc_exec timeout 180 dockyard new "$n" --runtime runc --docker-version "$LC_DOCKER_VERSION" --start </dev/null &
+            pids+=($!)
+        done
+    else
+        echo "CLI_SUITE_NEW=0 or no 'dockyard new': hand-written confs, started concurrently"
+        for n in "${NAMES[@]}"; do write_conf "$n" 'Runtime=runc'; done
+        lc_exec systemctl daemon-reload
+        for n in "${NAMES[@]}"; do
+            lc_exec timeout 180 systemctl start "${n}_docker.service" &
+            pids+=($!)
+        done
+    fi
+    for n in "${pids[@]}"; do wait "$n" || rc=1; done
+    ((rc == 0)) || lc_fail "a concurrent new/start failed"
+    for n in "${NAMES[@]}"; do
+        active "${n}_docker.service" || lc_fail "${n}_docker.service is not active: $(unit_state "${n}_docker.service")"
+        rules_exactly_once "$n"
+    done
+    local nets
+    nets=$(lc_exec sh -c "grep -h -E '^(BridgeCIDR|PoolBase)=' $CONF_DIR/ca.conf $CONF_DIR/cb.conf $CONF_DIR/cc.conf")
+    echo "$nets"
+    [[ $(sort <<<"$nets" | uniq -d) == "" && $(grep -c . <<<"$nets") == 6 ]] || lc_fail "the three confs do not have six distinct networks: $nets"
+}
+
+t02_status_json() {
+    local id json
+    lc_image "$(sock ca)"
+    id=$(dk ca run -d --name load "$LC_IMAGE" sleep 600)
+    echo "ca runs $id"
+    json=$(dy status --json)
+    echo "$json" >"$LC_WORK/logs/status.json"
+    json_check "$json" \
+        'sorted(x["name"] for x in s) == ["ca", "cb", "cc"]' \
+        'all(i(n)["unit"]["active"] == "active" and i(n)["unit"]["sub"] == "running" for n in ["ca", "cb", "cc"])' \
+        'all(i(n)["firewall"]["state"] == "present" and i(n)["firewall"]["present"] == 9 for n in ["ca", "cb", "cc"])' \
+        'all(i(n)["bridge"] == "present" and i(n)["socket"]["ok"] for n in ["ca", "cb", "cc"])' \
+        'i("ca")["socket"]["group"] == "ca_docker" and i("ca")["socket"]["mode"] == "0660"' \
+        'i("ca")["containers"] == 1 and i("cb")["containers"] == 0 and i("cc")["containers"] == 0' \
+        "all(i(n)['docker'] == {'version': '$LC_DOCKER_VERSION', 'installed': True} for n in ['ca', 'cb', 'cc'])" ||
+        lc_fail "status --json does not match (see above)"
+    # Reality changes, status follows: a duplicated jump for cb, then removed again.
+    lc_exec iptables -t nat -I POSTROUTING 1 -m comment --comment dockyard:cb -j DOCKYARD-cb
+    json=$(dy status cb --json)
+    json_check "$json" 'i("cb")["firewall"]["state"] == "duplicated"' \
+        'i("cb")["firewall"]["duplicated"][0]["count"] == 2' \
+        'len(s) == 1' || lc_fail "a duplicated rule is not reported: $json"
+    lc_exec iptables -t nat -D POSTROUTING -m comment --comment dockyard:cb -j DOCKYARD-cb
+    json_check "$(dy status cb --json)" 'i("cb")["firewall"]["state"] == "present"' || lc_fail "cb not back to present"
+    # The one-line form and a user without root: no failure, unknowns said so.
+    dy status
+    local out
+    out=$(lc_exec setpriv --reuid=nobody --regid=nogroup --clear-groups dockyard status ca) || lc_fail "status as nobody failed: $out"
+    echo "$out"
+    grep -q 'unknown (needs root)' <<<"$out" || lc_fail "status as nobody does not say what needs root: $out"
+    grep -q 'unit active/running' <<<"$out" || lc_fail "status as nobody lacks the unit state: $out"
+}
+
+t03_verify() {
+    local out
+    # ca has the busybox image: verify runs `true` in it.
+    out=$(dy verify ca) || lc_fail "verify ca failed: $out"
+    echo "$out"
+    if grep -q '^FAIL' <<<"$out"; then lc_fail "verify ca printed a FAIL: $out"; fi
+    # shellcheck disable=SC2016 # the backquotes are literal in verify's output
+    grep -q '^ok   container: ran `true` in local image' <<<"$out" || lc_fail "verify ca did not use the local image: $out"
+    # cb has no image at all, and no registry: the minimal image from docker-init.
+    out=$(dy verify cb) || lc_fail "verify cb (no image) failed: $out"
+    echo "$out"
+    grep -q '^ok   container: ran docker-init --version in a minimal image' <<<"$out" || lc_fail "verify cb did not use the minimal image: $out"
+    [[ -z $(dk cb images -q) ]] || lc_fail "verify left an image on cb: $(dk cb images)"
+    [[ -z $(dk cb ps -aq) ]] || lc_fail "verify left a container on cb: $(dk cb ps -a)"
+    # A missing outbound NAT rule is a FAIL with a non-zero exit.
+    local fixed masq
+    masq=$(lc_exec iptables-save -t nat | grep -E -- '-A DOCKYARD-cc -s [0-9./]+ ! -o cc_docker0 ')
+    lc_exec sh -c "iptables -t nat -D ${masq#-A }"
+    if out=$(dy verify cc); then lc_fail "verify cc passed without its MASQUERADE rule: $out"; fi
+    echo "$out"
+    grep -q '^FAIL nat: missing: .*MASQUERADE' <<<"$out" || lc_fail "verify cc did not name the missing rule: $out"
+    lc_exec sh -c "iptables -t nat -A ${masq#-A }"
+    fixed=$(dy verify cc) || lc_fail "verify cc failed after the rule came back: $fixed"
+}
+
+t04_destroy_under_load() {
+    local out
+    [[ -n $(dk ca ps -q) ]] || lc_fail "ca runs no container before destroy"
+    # A stale mount under the root, outside docker/ where the unit's own
+    # `dockyard-prepare down` would already detach it: destroy must.
+    lc_exec mkdir -p /var/lib/dockyard/ca/stale
+    lc_exec mount -t tmpfs stale /var/lib/dockyard/ca/stale
+    lc_exec touch /var/lib/dockyard/ca/stale/file
+    # Without --yes and without a terminal: refused, nothing changed.
+    if out=$(dy destroy ca 2>&1); then lc_fail "destroy without --yes succeeded: $out"; fi
+    echo "$out"
+    grep -q 'without --yes' <<<"$out" || lc_fail "no --yes refusal message: $out"
+    active ca_docker.service || lc_fail "ca stopped by a refused destroy"
+    out=$(dy destroy ca --yes 2>&1) || lc_fail "destroy ca failed: $out"
+    echo "$out"
+    grep -q 'unmounted 1 stale mounts' <<<"$out" || lc_fail "destroy did not unmount the stale mount: $out"
+    nothing_left ca
+    others_work cb cc
+}
+
+t05_double_destroy() {
+    local out
+    out=$(dy destroy ca --yes 2>&1) || lc_fail "second destroy exited non-zero: $out"
+    echo "$out"
+    grep -q 'nothing left' <<<"$out" || lc_fail "second destroy did not say there was nothing left: $out"
+    out=$(dy destroy ca 2>&1) || lc_fail "destroy without --yes of nothing exited non-zero: $out"
+    if out=$(dy status ca 2>&1); then lc_fail "status of a destroyed instance succeeded: $out"; fi
+}
+
+t06_keep_data() {
+    local out
+    out=$(dy destroy cc --yes --keep-data 2>&1) || lc_fail "destroy --keep-data failed: $out"
+    echo "$out"
+    lc_exec test -d /var/lib/dockyard/cc/docker || lc_fail "--keep-data removed the data"
+    if link_exists cc_docker0; then lc_fail "bridge cc_docker0 left"; fi
+    no_rules cc
+    if lc_exec getent passwd cc_docker >/dev/null; then lc_fail "user cc_docker left"; fi
+    lc_exec rm -rf /var/lib/dockyard/cc
+    others_work cb
+}
+
+t07_last_sysbox_instance() {
+    local n u out
+    for n in sa sb; do write_conf "$n" 'Runtime=sysbox-runc'; done
+    lc_exec systemctl daemon-reload
+    for n in sa sb; do lc_exec timeout 120 systemctl start "${n}_docker.service"; done
+    for u in "${SYSBOX_UNITS[@]}"; do active "$u" || lc_fail "$u not active: $(unit_state "$u")"; done
+    lc_exec test -d "$SYSBOX_DATA" || lc_fail "$SYSBOX_DATA does not exist with sysbox instances running"
+    out=$(dy destroy sa --yes 2>&1) || lc_fail "destroy sa failed: $out"
+    echo "$out"
+    nothing_left sa
+    lc_exec test -d "$SYSBOX_DATA" || lc_fail "$SYSBOX_DATA removed while sb still uses sysbox"
+    for u in "${SYSBOX_UNITS[@]}"; do active "$u" || lc_fail "$u stopped while sb still runs"; done
+    out=$(dy destroy sb --yes 2>&1) || lc_fail "destroy sb failed: $out"
+    echo "$out"
+    nothing_left sb
+    if lc_exec test -e "$SYSBOX_DATA"; then lc_fail "$SYSBOX_DATA left after the last sysbox instance"; fi
+    for u in "${SYSBOX_UNITS[@]}"; do inactive "$u" || lc_fail "$u still running: $(unit_state "$u")"; done
+    others_work cb
+}
+
+# --- run -------------------------------------------------------------------------------
+lc_init
+lc_rootfs
+lc_boot cli
+install_dockyard
+
+lc_test "1. dockyard new x3 concurrently (or confs), started: all active, distinct networks" t01_new_three_then_start
+lc_test "2. status --json matches reality: units, rules (and a duplicate), containers, socket" t02_status_json
+lc_test "3. verify: local image, minimal image without any, FAIL on a missing NAT rule" t03_verify
+lc_test "4. destroy under load (container, stale mount): nothing left, others keep working" t04_destroy_under_load
+lc_test "5. destroy again exits 0 and says there was nothing left" t05_double_destroy
+lc_test "6. destroy --keep-data keeps the data, removes the rest" t06_keep_data
+lc_test "7. destroying the last sysbox instance removes the shared sysbox state" t07_last_sysbox_instance
+
+lc_log "timings: rootfs ${LC_ROOTFS_SECONDS}s, boot ${LC_BOOT_SECONDS}s, total $(lc__elapsed "$SUITE_T0")s before teardown"
+lc_summary
