@@ -289,6 +289,36 @@ t07_last_sysbox_instance() {
     others_work cb
 }
 
+t08_conf_gone() {
+    local json out
+    # cb runs; its conf is removed: status finds it by its bridge and audits its rules
+    # with the values `dockyard-network up` recorded; destroy uses the recorded root.
+    lc_exec rm -f "$CONF_DIR/cb.conf"
+    lc_exec systemctl daemon-reload
+    active cb_docker.service || lc_fail "cb stopped when its conf was removed"
+    json=$(dy status cb --json)
+    echo "$json"
+    json_check "$json" 'i("cb")["conf"] is None' 'i("cb")["firewall"]["state"] == "present"' \
+        'i("cb")["firewall"]["present"] == 9' 'i("cb")["socket"]["ok"]' 'i("cb")["containers"] == 0' ||
+        lc_fail "status of a running instance without a conf is wrong"
+    out=$(dy destroy cb --yes 2>&1) || lc_fail "destroy of cb without a conf failed: $out"
+    echo "$out"
+    nothing_left cb
+}
+
+t09_refused_root() {
+    local out rc=0
+    # A broken conf whose Root= the model refuses: destroy changes nothing, exit 6.
+    printf '[Instance]\nRoot=/etc\nBridgeCIDR=bogus\n' | lc_exec sh -c "cat >$CONF_DIR/bad.conf"
+    out=$(dy destroy bad --yes 2>&1) || rc=$?
+    echo "$out"
+    ((rc == 6)) || lc_fail "destroy with Root=/etc exited $rc, expected 6: $out"
+    grep -q 'refusing to destroy bad' <<<"$out" || lc_fail "no refusal message: $out"
+    lc_exec test -f "$CONF_DIR/bad.conf" || lc_fail "the refused destroy removed the conf"
+    lc_exec test -f /etc/passwd || lc_fail "/etc/passwd is gone"
+    lc_exec rm -f "$CONF_DIR/bad.conf"
+}
+
 # --- run -------------------------------------------------------------------------------
 lc_init
 lc_rootfs
@@ -302,6 +332,8 @@ lc_test "4. destroy under load (container, stale mount): nothing left, others ke
 lc_test "5. destroy again exits 0 and says there was nothing left" t05_double_destroy
 lc_test "6. destroy --keep-data keeps the data, removes the rest" t06_keep_data
 lc_test "7. destroying the last sysbox instance removes the shared sysbox state" t07_last_sysbox_instance
+lc_test "8. conf removed while running: status from the bridge and records, destroy leaves nothing" t08_conf_gone
+lc_test "9. destroy refuses a root the model refuses (Root=/etc), exit 6, nothing changed" t09_refused_root
 
 lc_log "timings: rootfs ${LC_ROOTFS_SECONDS}s, boot ${LC_BOOT_SECONDS}s, total $(lc__elapsed "$SUITE_T0")s before teardown"
 lc_summary
