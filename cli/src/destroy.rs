@@ -93,11 +93,19 @@ pub fn run(args: &Args) -> Result<()> {
         return Ok(());
     }
     // Refuse before changing anything: a root we must not delete.
+    // A root the model refuses stops everything, even when it does not exist
+    // (yet): the conf is wrong, and the admin must look at it.
     let data_root = match (&found.root, args.keep_data) {
-        (Some(r), false) if Path::new(r).symlink_metadata().is_ok() => {
-            Some(safe_root(r).map_err(|e| {
-                Failure::new(Exit::Refused, format!("refusing to destroy {name}: {e}"))
-            })?)
+        (Some(r), false) => {
+            let refuse =
+                |e: String| Failure::new(Exit::Refused, format!("refusing to destroy {name}: {e}"));
+            root::check_root(r)
+                .map_err(|e| refuse(format!("its root is not one Dockyard would use: {e}")))?;
+            if Path::new(r).symlink_metadata().is_ok() {
+                Some(safe_root(r).map_err(refuse)?)
+            } else {
+                None
+            }
         }
         _ => None,
     };

@@ -70,7 +70,7 @@ pub fn report(k: &Known, saved: &std::result::Result<Saved, String>) -> Value {
         .as_ref()
         .map(|r| PathBuf::from(format!("{r}/docker.sock")));
     let socket = match &socket_path {
-        None => json!({"error": "unknown (no conf and no recorded root)"}),
+        None => json!({"error": "unknown (no valid conf and no recorded root)"}),
         Some(p) => match host::socket_info(p) {
             Ok(s) => json!({
                 "path": s.path,

@@ -11,6 +11,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub const SYS_CLASS_NET: &str = "/sys/class/net";
+
+/// Where running bridges show up; `DOCKYARD_SYS_CLASS_NET` overrides it
+/// for tests, as for the generator.
+pub fn sys_class_net() -> PathBuf {
+    std::env::var_os("DOCKYARD_SYS_CLASS_NET")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(SYS_CLASS_NET))
+}
 /// Where the helpers record what `up` did (helpers/src/state.rs).
 pub const HELPER_STATE_DIR: &str = "/run/dockyard";
 pub const NEEDS_ROOT: &str = "unknown (needs root)";
@@ -61,10 +70,11 @@ pub struct Known {
 pub fn known_instances() -> Vec<Known> {
     let dir = instances_dir();
     let (defaults, _) = version_defaults();
+    let net = sys_class_net();
     let catalog = load_dir(&LoadOptions {
         dir: &dir,
         defaults: &defaults,
-        sys_class_net: Path::new(SYS_CLASS_NET),
+        sys_class_net: &net,
     });
     let mut known: BTreeMap<InstanceName, Known> = BTreeMap::new();
     for inst in catalog.instances {
@@ -94,7 +104,7 @@ pub fn known_instances() -> Vec<Known> {
             });
         }
     }
-    for name in bridges(Path::new(SYS_CLASS_NET)) {
+    for name in bridges(&net) {
         known.entry(name.clone()).or_insert(Known {
             name,
             instance: None,
@@ -122,7 +132,7 @@ pub fn bridges(sys_class_net: &Path) -> Vec<InstanceName> {
 }
 
 pub fn bridge_exists(name: &InstanceName) -> bool {
-    Path::new(SYS_CLASS_NET).join(name.bridge()).exists()
+    sys_class_net().join(name.bridge()).exists()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

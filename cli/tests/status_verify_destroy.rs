@@ -1,0 +1,191 @@
+//! Error paths of `dockyard status`, `verify` and `destroy` through the
+//! built binary, on a temporary instances directory and a fake
+//! /sys/class/net, touching nothing on the host. (The working paths run
+//! in the booted host: tests/lifecycle/cli_suite.sh.)
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Env {
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(tmp.path().join("net")).expect("net");
+        std::fs::create_dir(tmp.path().join("instances.d")).expect("instances.d");
+        Env { tmp }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.tmp.path().join("instances.d")
+    }
+
+    fn conf(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir().join(format!("{name}.conf"));
+        std::fs::write(&p, text).expect("conf");
+        p
+    }
+
+    fn bridge(&self, name: &str) {
+        std::fs::create_dir(self.tmp.path().join("net").join(name)).expect("bridge");
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_dockyard"))
+            .args(args)
+            .env("DOCKYARD_INSTANCES_DIR", self.dir())
+            .env("DOCKYARD_SYS_CLASS_NET", self.tmp.path().join("net"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run dockyard")
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Instance names unlikely to exist on any host running the tests.
+const CONF: &str = "[Instance]\nRoot=/srv/dockyard-test-never-created/q7\nBridgeCIDR=172.31.250.1/24\nPoolBase=172.30.0.0/16\nRuntime=runc\nDockerVersion=1.0.0\n";
+
+#[test]
+fn status_lists_confs_and_conf_less_bridges() {
+    let env = Env::new();
+    let empty = env.run(&["status"]);
+    assert_eq!(empty.status.code(), Some(0), "{}", text(&empty));
+    assert!(text(&empty).contains("no instances"), "{}", text(&empty));
+
+    env.conf("q7", CONF);
+    std::fs::write(
+        env.dir().join("q8.conf"),
+        "[Instance]\nBridgeCIDR=nonsense\n",
+    )
+    .expect("bad conf");
+    env.bridge("q9_docker0");
+    env.bridge("eth0");
+    let out = env.run(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let names: Vec<&str> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| i["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["q7", "q8", "q9"]);
+    assert_eq!(v[0]["bridge"], "absent");
+    assert_eq!(v[0]["docker"]["version"], "1.0.0");
+    assert_eq!(v[0]["docker"]["installed"], false);
+    assert_eq!(v[0]["socket"]["exists"], false);
+    assert_eq!(v[0]["containers_error"], "not running");
+    assert!(v[1]["conf_error"].is_string(), "{}", v[1]);
+    assert!(v[2]["conf"].is_null());
+    assert_eq!(v[2]["bridge"], "present");
+
+    let one = env.run(&["status", "q7"]);
+    assert_eq!(one.status.code(), Some(0), "{}", text(&one));
+    let line = text(&one);
+    assert!(line.starts_with("q7: unit "), "{line}");
+    assert!(line.contains("bridge absent"), "{line}");
+    assert!(line.contains("docker 1.0.0 (NOT installed)"), "{line}");
+}
+
+#[test]
+fn status_of_unknown_or_invalid_names_fails() {
+    let env = Env::new();
+    let out = env.run(&["status", "q7"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("no instance q7"), "{}", text(&out));
+    let out = env.run(&["status", "Bad-Name"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn verify_without_a_conf_fails_with_a_reason() {
+    let env = Env::new();
+    let out = env.run(&["verify", "q7"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("FAIL conf: no conf"), "{}", text(&out));
+    std::fs::write(env.dir().join("q8.conf"), "[Instance]\n").expect("bad conf");
+    let out = env.run(&["verify", "q8"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("FAIL conf: the conf is invalid"),
+        "{}",
+        text(&out)
+    );
+    // A conf but nothing running: every check after `conf` fails, none panics.
+    env.conf("q7", CONF);
+    let out = env.run(&["verify", "q7"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("ok   conf:"), "{t}");
+    assert!(
+        t.contains("FAIL socket: /srv/dockyard-test-never-created/q7/docker.sock does not exist"),
+        "{t}"
+    );
+    assert!(t.contains("FAIL container: skipped"), "{t}");
+}
+
+fn is_root() -> bool {
+    // The effective uid, from the Uid: line of /proc/self/status.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn destroy_refuses_before_changing_anything() {
+    let env = Env::new();
+    let out = env.run(&["destroy", "Bad-Name", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    if !is_root() {
+        let out = env.run(&["destroy", "q7", "--yes"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains("needs root"), "{}", text(&out));
+        eprintln!("SKIPPED the rest: needs root");
+        return;
+    }
+    // Nothing of q7 exists: nothing to do, exit 0, also without --yes.
+    let out = env.run(&["destroy", "q7"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("q7: nothing left to destroy"),
+        "{}",
+        text(&out)
+    );
+    // A conf exists: without --yes and without a terminal, refused (6).
+    let conf = env.conf("q7", CONF);
+    let out = env.run(&["destroy", "q7"]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(
+        text(&out).contains("without --yes: stdin is not a terminal"),
+        "{}",
+        text(&out)
+    );
+    assert!(conf.exists());
+    // Roots the model refuses are never deleted, even from a broken conf.
+    for root in ["/etc", "/", "/var/lib/dockyard", "/srv/../etc"] {
+        let conf = env.conf("q8", &format!("[Instance]\nRoot={root}\nBridgeCIDR=bad\n"));
+        let out = env.run(&["destroy", "q8", "--yes"]);
+        assert_eq!(out.status.code(), Some(6), "{root}: {}", text(&out));
+        assert!(
+            text(&out).contains("refusing to destroy q8"),
+            "{}",
+            text(&out)
+        );
+        assert!(conf.exists(), "{root}: the conf went");
+    }
+    assert!(Path::new("/etc/passwd").exists());
+}
