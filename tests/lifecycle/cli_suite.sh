@@ -23,11 +23,14 @@ SYSBOX_BIN=/var/lib/dockyard/artifacts/sysbox/$SYSBOX_VERSION/bin
 SYSBOX_DATA=/var/lib/dockyard-sysbox
 SYSBOX_UNITS=(dockyard-sysbox-mgr.service dockyard-sysbox-fs.service dockyard-sysbox-chown.service)
 NAMES=(ca cb cc)
-# Hand-written networks (CLI_SUITE_NEW=0) and the sysbox instances' networks.
+# `dockyard new` picks inside NEW_RANGE (randomly); the hand-written confs (ca, cb, cc
+# with CLI_SUITE_NEW=0) stay inside it too, the sysbox instances' outside, so the two
+# can never collide.
+NEW_RANGE=172.16.0.0/13
 declare -A BRIDGE=([ca]=172.20.11.1/24 [cb]=172.20.12.1/24 [cc]=172.20.13.1/24
-    [sa]=172.20.14.1/24 [sb]=172.20.15.1/24)
-declare -A POOL=([ca]=172.24.0.0/16 [cb]=172.25.0.0/16 [cc]=172.26.0.0/16
-    [sa]=172.27.0.0/16 [sb]=172.28.0.0/16)
+    [sa]=172.28.14.1/24 [sb]=172.28.15.1/24)
+declare -A POOL=([ca]=172.17.0.0/16 [cb]=172.18.0.0/16 [cc]=172.19.0.0/16
+    [sa]=172.29.0.0/16 [sb]=172.30.0.0/16)
 
 # --- helpers -------------------------------------------------------------------------
 sock() { echo "/var/lib/dockyard/$1/docker.sock"; }
@@ -146,7 +149,8 @@ t01_new_three_then_start() {
     if use_new; then
         echo "three concurrent 'dockyard new --start'"
         for n in "${NAMES[@]}"; do
-            lc_exec timeout 180 dockyard new "$n" --runtime runc --docker-version "$LC_DOCKER_VERSION" --start </dev/null &
+            lc_exec timeout 180 dockyard new "$n" --runtime runc --docker-version "$LC_DOCKER_VERSION" \
+                --range "$NEW_RANGE" --start </dev/null &
             pids+=($!)
         done
     else
