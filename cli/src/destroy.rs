@@ -109,7 +109,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
         _ => None,
     };
-    confirm(&found, data_root.as_deref(), args.yes)?;
+    confirm(&found, data_root.as_deref(), args.keep_data, args.yes)?;
 
     let mut failures: Vec<String> = Vec::new();
     let mut fail = |e: String| {
@@ -298,7 +298,7 @@ fn recorded(name: &InstanceName, kind: &str, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn confirm(found: &Found, data: Option<&Path>, yes: bool) -> Result<()> {
+fn confirm(found: &Found, data: Option<&Path>, keep_data: bool, yes: bool) -> Result<()> {
     if yes {
         return Ok(());
     }
@@ -309,9 +309,10 @@ fn confirm(found: &Found, data: Option<&Path>, yes: bool) -> Result<()> {
             format!("refusing to destroy instance {name} without --yes: stdin is not a terminal"),
         ));
     }
-    let data = match data {
-        Some(d) => format!("its data {}", d.display()),
-        None => "(data kept)".into(),
+    let data = match (data, keep_data) {
+        (Some(d), _) => format!("its data {}", d.display()),
+        (None, true) => "(data kept: --keep-data)".into(),
+        (None, false) => "(no data on disk)".into(),
     };
     eprint!(
         "Destroy instance {name}: stop {}, remove its rules, bridges, conf {}, {data}, and user/group {}? [y/N] ",

@@ -28,9 +28,9 @@ NAMES=(ca cb cc)
 # can never collide.
 NEW_RANGE=172.16.0.0/13
 declare -A BRIDGE=([ca]=172.20.11.1/24 [cb]=172.20.12.1/24 [cc]=172.20.13.1/24
-    [sa]=172.28.14.1/24 [sb]=172.28.15.1/24)
+    [sa]=172.28.14.1/24 [sb]=172.28.15.1/24 [ct]=172.28.16.1/24)
 declare -A POOL=([ca]=172.17.0.0/16 [cb]=172.18.0.0/16 [cc]=172.19.0.0/16
-    [sa]=172.29.0.0/16 [sb]=172.30.0.0/16)
+    [sa]=172.29.0.0/16 [sb]=172.30.0.0/16 [ct]=172.31.0.0/16)
 
 # --- helpers -------------------------------------------------------------------------
 sock() { echo "/var/lib/dockyard/$1/docker.sock"; }
@@ -323,6 +323,22 @@ t09_refused_root() {
     lc_exec rm -f "$CONF_DIR/bad.conf"
 }
 
+t10_confirm_on_terminal() {
+    local out rc=0
+    # On a terminal destroy asks; anything but y/yes keeps everything (exit 6).
+    write_conf ct 'Runtime=runc'
+    lc_exec systemctl daemon-reload
+    out=$(lc_exec script -qec "dockyard destroy ct" /dev/null <<<"n" 2>&1) || rc=$?
+    echo "$out"
+    ((rc == 6)) || lc_fail "answering n exited $rc, expected 6: $out"
+    grep -q 'Destroy instance ct: .*(no data on disk)' <<<"$out" || lc_fail "no (right) question on the terminal: $out"
+    lc_exec test -f "$CONF_DIR/ct.conf" || lc_fail "answering n removed the conf"
+    out=$(lc_exec script -qec "dockyard destroy ct" /dev/null <<<"y" 2>&1) || lc_fail "answering y failed: $out"
+    echo "$out"
+    grep -q 'destroyed instance ct' <<<"$out" || lc_fail "answering y did not destroy ct: $out"
+    nothing_left ct
+}
+
 # --- run -------------------------------------------------------------------------------
 lc_init
 lc_rootfs
@@ -338,6 +354,7 @@ lc_test "6. destroy --keep-data keeps the data, removes the rest" t06_keep_data
 lc_test "7. destroying the last sysbox instance removes the shared sysbox state" t07_last_sysbox_instance
 lc_test "8. conf removed while running: status from the bridge and records, destroy leaves nothing" t08_conf_gone
 lc_test "9. destroy refuses a root the model refuses (Root=/etc), exit 6, nothing changed" t09_refused_root
+lc_test "10. on a terminal destroy asks: n keeps everything (exit 6), y destroys" t10_confirm_on_terminal
 
 lc_log "timings: rootfs ${LC_ROOTFS_SECONDS}s, boot ${LC_BOOT_SECONDS}s, total $(lc__elapsed "$SUITE_T0")s before teardown"
 lc_summary
