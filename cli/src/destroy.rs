@@ -33,6 +33,14 @@ pub struct Args {
     pub keep_data: bool,
 }
 
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  destroyed, or nothing was left to destroy
+  1  some step failed (each is named); fix it and run destroy again; also: not root
+  2  usage error: bad NAME or option
+  6  refused, nothing changed: no --yes and stdin is not a terminal, the answer was not y,
+     or the instance's root is one Dockyard must not delete";
+
 pub const SYSBOX_UNITS: [&str; 3] = [
     "dockyard-sysbox-chown.service",
     "dockyard-sysbox-fs.service",

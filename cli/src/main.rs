@@ -47,10 +47,13 @@ enum Command {
     /// Print a shell completion script
     Completions(completions::Args),
     /// Show each instance: unit, socket, bridge, firewall rules, containers, Docker version
+    #[command(after_help = status::EXIT_CODES_HELP)]
     Status(status::Args),
     /// Smoke-test an instance: API, socket permissions, outbound NAT, a container run
+    #[command(after_help = verify::EXIT_CODES_HELP)]
     Verify(verify::Args),
     /// Stop an instance and remove everything of it (data unless --keep-data)
+    #[command(after_help = destroy::EXIT_CODES_HELP)]
     Destroy(destroy::Args),
 }
 

@@ -21,6 +21,12 @@ pub struct Args {
     pub json: bool,
 }
 
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  the status was printed (unknowns, e.g. \"unknown (needs root)\", are not failures)
+  1  NAME is given and there is no conf and no bridge of that name
+  2  usage error: bad NAME or option";
+
 const API_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn run(args: &Args) -> Result<()> {

@@ -22,6 +22,12 @@ pub struct Args {
     pub name: String,
 }
 
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  every check passed
+  1  at least one check failed (each FAIL line says why)
+  2  usage error: bad NAME";
+
 const API_TIMEOUT: Duration = Duration::from_secs(10);
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 pub const VERIFY_IMAGE: &str = "dockyard-verify:1";
