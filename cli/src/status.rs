@@ -43,7 +43,21 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     let saved = host::iptables_save();
-    let reports: Vec<Value> = known.iter().map(|k| report(k, &saved)).collect();
+    let units: Vec<String> = known.iter().map(|k| k.name.unit()).collect();
+    let states = host::unit_states(&units);
+    let reports: Vec<Value> = known
+        .iter()
+        .map(|k| {
+            let unit = match &states {
+                Ok(m) => m
+                    .get(&k.name.unit())
+                    .cloned()
+                    .ok_or_else(|| "unknown (systemctl did not report it)".to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            report(k, unit, &saved)
+        })
+        .collect();
     if args.json {
         let text = serde_json::to_string_pretty(&Value::Array(reports))
             .map_err(|e| Failure::failed(format!("cannot encode the status: {e}")))?;
@@ -62,9 +76,13 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// Everything about one instance, as the JSON object of `--json`.
-pub fn report(k: &Known, saved: &std::result::Result<Saved, String>) -> Value {
+pub fn report(
+    k: &Known,
+    unit: std::result::Result<host::UnitState, String>,
+    saved: &std::result::Result<Saved, String>,
+) -> Value {
     let name = &k.name;
-    let unit = match host::unit_state(&name.unit()) {
+    let unit = match unit {
         Ok(u) => json!({"load": u.load, "active": u.active, "sub": u.sub}),
         Err(e) => json!({"error": e}),
     };

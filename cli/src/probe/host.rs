@@ -171,6 +171,45 @@ pub fn unit_state(unit: &str) -> Result<UnitState, String> {
     Ok(parse_show(&String::from_utf8_lossy(&out.stdout)))
 }
 
+/// The states of many units with one `systemctl show` (one process for
+/// the whole status, however many instances), keyed by unit name.
+pub fn unit_states(units: &[String]) -> Result<BTreeMap<String, UnitState>, String> {
+    if units.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let out = Command::new("systemctl")
+        .args([
+            "show",
+            "-p",
+            "Id",
+            "-p",
+            "LoadState",
+            "-p",
+            "ActiveState",
+            "-p",
+            "SubState",
+        ])
+        .args(units)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("unknown (cannot run systemctl: {e})"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("unknown ({})", err.trim().replace('\n', "; ")));
+    }
+    Ok(parse_show_many(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// `systemctl show` of several units: blocks separated by empty lines.
+pub fn parse_show_many(text: &str) -> BTreeMap<String, UnitState> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let id = block.lines().find_map(|l| l.strip_prefix("Id="))?;
+            Some((id.to_string(), parse_show(block)))
+        })
+        .collect()
+}
+
 pub fn parse_show(text: &str) -> UnitState {
     let map: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
     let get = |k: &str| map.get(k).copied().unwrap_or("unknown").to_string();
@@ -354,6 +393,15 @@ mod tests {
         assert!(s.exists());
         let gone = parse_show("ActiveState=inactive\nLoadState=not-found\nSubState=dead\n");
         assert!(!gone.exists());
+    }
+
+    #[test]
+    fn show_of_many_units_is_split_by_id() {
+        let text = "Id=a_docker.service\nLoadState=loaded\nActiveState=active\nSubState=running\n\nLoadState=not-found\nActiveState=inactive\nSubState=dead\nId=b_docker.service\n";
+        let m = parse_show_many(text);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m["a_docker.service"].active, "active");
+        assert!(!m["b_docker.service"].exists());
     }
 
     #[test]
