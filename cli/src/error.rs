@@ -21,6 +21,17 @@ pub enum Exit {
     Refused = 6,
 }
 
+/// The top-level summary; each subcommand's --help lists its own codes.
+pub const TOP_EXIT_CODES_HELP: &str = "\
+Exit codes (each subcommand's --help says which of them it uses and when):
+  0  success, including: nothing to do
+  1  failure (the message names what failed and what to do)
+  2  usage error
+  3  install: manifest unreadable, invalid, or not pinning what was asked for
+  4  install: download failed for good
+  5  install: checksum mismatch
+  6  refused, nothing changed: something is in use or in the way, or no confirmation";
+
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success (including: already installed and verified, nothing to do)

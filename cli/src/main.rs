@@ -15,7 +15,7 @@ mod status;
 mod verify;
 
 use clap::{Parser, Subcommand};
-use error::EXIT_CODES_HELP;
+use error::{EXIT_CODES_HELP, TOP_EXIT_CODES_HELP};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -23,7 +23,7 @@ use std::process::ExitCode;
     name = "dockyard",
     version,
     about = "Manage Dockyard: many isolated Docker daemons on one host",
-    after_help = EXIT_CODES_HELP
+    after_help = TOP_EXIT_CODES_HELP
 )]
 struct Cli {
     #[command(subcommand)]
