@@ -12,7 +12,10 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -n1)
 [ -n "$version" ] || { echo "build-deb: no version in Cargo.toml" >&2; exit 1; }
 # Builds from a git checkout carry the commit count, so a later build is an
 # upgrade of an earlier one (the upgrade test installs both).
-if commits=$(git -C "$repo" rev-list --count HEAD 2>/dev/null); then
+# DOCKYARD_DEB_VERSION overrides it (the upgrade test's fallback).
+if [ -n "${DOCKYARD_DEB_VERSION:-}" ]; then
+    debversion=$DOCKYARD_DEB_VERSION
+elif commits=$(git -C "$repo" rev-list --count HEAD 2>/dev/null); then
     debversion="$version+git$commits-1"
 else
     debversion="$version-1"

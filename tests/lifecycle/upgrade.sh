@@ -21,19 +21,29 @@ UNIT=${NAME}_docker.service
 SOCK=/var/lib/dockyard/$NAME/docker.sock
 
 lc_init
-from_rev=$(git -C "$REPO" rev-parse --verify "${DOCKYARD_UPGRADE_FROM:-HEAD~1}^{commit}") ||
-    lc_die "cannot resolve DOCKYARD_UPGRADE_FROM=${DOCKYARD_UPGRADE_FROM:-HEAD~1}"
-old_src=$LC_WORK/old-src
-git -C "$REPO" worktree add --detach -q "$old_src" "$from_rev"
-remove_worktree() { git -C "$REPO" worktree remove --force "$old_src" 2>/dev/null || true; git -C "$REPO" worktree prune; }
-trap 'remove_worktree; lc_cleanup' EXIT
-
-lc_log "building the old package from $(git -C "$REPO" log -1 --format='%h %s' "$from_rev")"
-CARGO_TARGET_DIR=$LC_CACHE/upgrade-old-target "$old_src/packaging/deb/build.sh" >"$LC_WORK/logs/build-old.log" 2>&1 ||
-    { tail -n 20 "$LC_WORK/logs/build-old.log"; lc_die "building the old .deb failed"; }
+if from_rev=$(git -C "$REPO" rev-parse --verify -q "${DOCKYARD_UPGRADE_FROM:-HEAD~1}^{commit}"); then
+    old_src=$LC_WORK/old-src
+    git -C "$REPO" worktree add --detach -q "$old_src" "$from_rev"
+    remove_worktree() { git -C "$REPO" worktree remove --force "$old_src" 2>/dev/null || true; git -C "$REPO" worktree prune; }
+    trap 'remove_worktree; lc_cleanup' EXIT
+    lc_log "building the old package from $(git -C "$REPO" log -1 --format='%h %s' "$from_rev")"
+    CARGO_TARGET_DIR=$LC_CACHE/upgrade-old-target "$old_src/packaging/deb/build.sh" >"$LC_WORK/logs/build-old.log" 2>&1 ||
+        { tail -n 20 "$LC_WORK/logs/build-old.log"; lc_die "building the old .deb failed"; }
+else
+    # A shallow clone has no previous commit: the upgrade path (maintainer
+    # scripts, a running instance) is still tested, from this tree packaged
+    # as an older version ('~' sorts before any release).
+    lc_log "no ${DOCKYARD_UPGRADE_FROM:-HEAD~1} in this clone (shallow?): upgrading from this tree packaged as an older version"
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -n1)
+    DOCKYARD_DEB_VERSION="$version~previous-1" "$REPO/packaging/deb/build.sh" >"$LC_WORK/logs/build-old.log" 2>&1 ||
+        { tail -n 20 "$LC_WORK/logs/build-old.log"; lc_die "building the old .deb failed"; }
+    # The new build below writes another file name; keep this one apart.
+    mv "$(sed -n 's/^build-deb: \(.*\.deb\)$/\1/p' "$LC_WORK/logs/build-old.log")" "$LC_WORK/dockyard-previous.deb"
+    printf 'build-deb: %s\n' "$LC_WORK/dockyard-previous.deb" >>"$LC_WORK/logs/build-old.log"
+fi
 "$REPO/packaging/deb/build.sh" >"$LC_WORK/logs/build-new.log" 2>&1 ||
     { tail -n 20 "$LC_WORK/logs/build-new.log"; lc_die "building the new .deb failed"; }
-old_deb=$(sed -n 's/^build-deb: \(.*\.deb\)$/\1/p' "$LC_WORK/logs/build-old.log")
+old_deb=$(sed -n 's/^build-deb: \(.*\.deb\)$/\1/p' "$LC_WORK/logs/build-old.log" | tail -n1)
 new_deb=$(sed -n 's/^build-deb: \(.*\.deb\)$/\1/p' "$LC_WORK/logs/build-new.log")
 old_version=$(dpkg-deb -f "$old_deb" Version)
 new_version=$(dpkg-deb -f "$new_deb" Version)
