@@ -117,7 +117,7 @@ pub fn generate(settings: &Settings) -> Generated {
         }
     };
     let mut output = unit::render(&instances, &sysbox_version);
-    add_remnants(settings, &mut output, &mut diagnostics);
+    add_remnants(settings, catalog.running, &mut output, &mut diagnostics);
     Generated {
         output,
         diagnostics,
@@ -127,20 +127,16 @@ pub fn generate(settings: &Settings) -> Generated {
 
 /// Running instances (their bridge `NAME_docker0` exists) that got no unit
 /// above keep one that can stop them and clean up (unit::remnant_unit).
-fn add_remnants(settings: &Settings, output: &mut unit::Output, diagnostics: &mut Vec<Diagnostic>) {
-    let Ok(dir) = std::fs::read_dir(&settings.sys_class_net) else {
-        return;
-    };
-    let mut names: Vec<InstanceName> = dir
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let iface = e.file_name();
-            let stem = iface.to_str()?.strip_suffix("_docker0")?.to_string();
-            InstanceName::parse(&stem).ok()
-        })
+fn add_remnants(
+    settings: &Settings,
+    running: Vec<InstanceName>,
+    output: &mut unit::Output,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let names: Vec<InstanceName> = running
+        .into_iter()
         .filter(|n| !output.units.iter().any(|u| u.name == n.unit()))
         .collect();
-    names.sort();
     for name in names {
         let conf = settings
             .instances_dir

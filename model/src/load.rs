@@ -27,6 +27,9 @@ pub struct Skipped {
 pub struct Catalog {
     /// Accepted instances, sorted by name.
     pub instances: Vec<Instance>,
+    /// Instances whose bridge `NAME_docker0` exists (running), with or
+    /// without a conf, sorted; read once from `sys_class_net`.
+    pub running: Vec<InstanceName>,
     /// Every error and warning, grouped by file in name order.
     pub diagnostics: Vec<Diagnostic>,
     pub skipped: Vec<Skipped>,
@@ -43,6 +46,21 @@ pub struct LoadOptions<'a> {
 /// are ignored). A missing directory means no instances.
 pub fn load_dir(opts: &LoadOptions<'_>) -> Catalog {
     let mut catalog = Catalog::default();
+    // One directory read instead of a stat per instance: which bridges
+    // exist. Read before the confs: running instances matter even when the
+    // instances directory is gone (the generator keeps a unit to stop them).
+    let bridges: HashSet<String> = std::fs::read_dir(opts.sys_class_net)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    catalog.running = bridges
+        .iter()
+        .filter_map(|b| InstanceName::parse(b.strip_suffix("_docker0")?).ok())
+        .collect();
+    catalog.running.sort();
     let listing = match list_dir(opts.dir) {
         Ok(listing) => listing,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return catalog,
@@ -56,14 +74,6 @@ pub fn load_dir(opts: &LoadOptions<'_>) -> Catalog {
         }
     };
 
-    // One directory read instead of a stat per instance: which bridges exist.
-    let bridges: HashSet<String> = std::fs::read_dir(opts.sys_class_net)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
     let loaded = crate::parallel::par_map(&listing.confs, |conf| {
         let has_dropins = conf
             .file_name()
