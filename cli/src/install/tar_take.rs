@@ -88,6 +88,15 @@ fn check_link(
     Ok(())
 }
 
+/// The names of `wanted` that `take` did not find, in `wanted`'s order.
+pub fn missing<'a>(taken: &BTreeMap<String, Copied>, wanted: &[&'a str]) -> Vec<&'a str> {
+    wanted
+        .iter()
+        .copied()
+        .filter(|b| !taken.contains_key(*b))
+        .collect()
+}
+
 /// Reads every entry of `archive`; `pick` maps an entry's components to the
 /// name it gets in `bin_dir`, or `None` to skip it. Returns what was taken,
 /// by name, with its size and sha256 (hashed while writing).

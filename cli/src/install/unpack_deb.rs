@@ -56,11 +56,7 @@ pub fn unpack(deb: &Path, bin_dir: &Path) -> Result<BTreeMap<String, Copied>> {
             bin_dir,
             &pick,
         )?;
-        let missing: Vec<&str> = SYSBOX_BINARIES
-            .iter()
-            .copied()
-            .filter(|b| !taken.contains_key(*b))
-            .collect();
+        let missing = tar_take::missing(&taken, &SYSBOX_BINARIES);
         if !missing.is_empty() {
             return Err(Failure::failed(format!(
                 "{member_what} has no {}; Dockyard needs sysbox-runc, sysbox-mgr and sysbox-fs \

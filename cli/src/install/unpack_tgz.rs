@@ -52,11 +52,7 @@ pub fn unpack(kind: Kind, archive: &Path, bin_dir: &Path) -> Result<BTreeMap<Str
     };
     let taken = tar_take::take(&mut tar, &what, AbsoluteLinks::Escape, bin_dir, &pick)?;
     if kind == Kind::Docker {
-        let missing: Vec<&str> = DOCKER_BINARIES
-            .iter()
-            .copied()
-            .filter(|b| !taken.contains_key(*b))
-            .collect();
+        let missing = tar_take::missing(&taken, &DOCKER_BINARIES);
         if !missing.is_empty() {
             return Err(Failure::failed(format!(
                 "{what} lacks {} under {DOCKER_DIR}/; it is not a Docker static build \

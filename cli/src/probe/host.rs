@@ -150,25 +150,12 @@ impl UnitState {
 
 /// `systemctl show` works without root.
 pub fn unit_state(unit: &str) -> Result<UnitState, String> {
-    let out = Command::new("systemctl")
-        .args([
-            "show",
-            "-p",
-            "LoadState",
-            "-p",
-            "ActiveState",
-            "-p",
-            "SubState",
-            unit,
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("unknown (cannot run systemctl: {e})"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("unknown ({})", err.trim().replace('\n', "; ")));
-    }
-    Ok(parse_show(&String::from_utf8_lossy(&out.stdout)))
+    // One unit asked for, one block back (keyed by its Id, which for an
+    // alias differs from the name asked for: take the only value).
+    Ok(unit_states(&[unit.to_string()])?
+        .into_values()
+        .next()
+        .unwrap_or_else(|| parse_show("")))
 }
 
 /// The states of many units with one `systemctl show` (one process for
