@@ -13,9 +13,10 @@
 
 use crate::error::{Exit, Failure, Result};
 use crate::probe::host;
+use dockyard_model::contract::network::Network;
 use dockyard_model::load::load_one;
 use dockyard_model::mountinfo::{below, parse_mountinfo};
-use dockyard_model::{firewall, ini, paths, root, InstanceName};
+use dockyard_model::{firewall, ini, paths, root, state, InstanceName};
 use std::io::{BufRead, IsTerminal, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -59,8 +60,9 @@ struct Found {
     dropins: PathBuf,
     /// From the conf (valid or not), the helpers' record, or the default.
     root: Option<String>,
-    /// The conf's network values, when the conf is valid.
-    network: Option<firewall::Spec>,
+    /// The conf's network values when the conf is valid, else what
+    /// `dockyard-network up` recorded.
+    network: Option<Network>,
     /// `None` when unknown (no readable conf).
     sysbox: Option<bool>,
     unit: bool,
@@ -222,7 +224,7 @@ fn inspect(name: &InstanceName) -> Found {
                 .find(|(k, _)| k == "Root")
                 .map(|(_, v)| v.clone())
         })
-        .or_else(|| recorded(name, "prepare", "root"))
+        .or_else(|| host::recorded_cleanup(name).map(|c| c.root.to_string_lossy().into_owned()))
         .or_else(|| Some(root::default_root(name.as_str())));
     let sysbox = match &inst {
         Some(i) => Some(i.uses_sysbox()),
@@ -237,12 +239,13 @@ fn inspect(name: &InstanceName) -> Found {
     let unit = host::unit_state(&name.unit())
         .map(|u| u.exists())
         .unwrap_or(false);
-    let rules = host::iptables_save()
-        .map(|s| !firewall::tagged_lines(&s, name.as_str()).is_empty())
+    let rules = host::live_rules()
+        .map(|live| !firewall::backend().residue(&live, name).is_empty())
         .unwrap_or(true);
     let run_dirs = [
         PathBuf::from(name.exec_root()),
-        Path::new(host::HELPER_STATE_DIR).join(name.as_str()),
+        PathBuf::from(name.containerd_run_dir()),
+        state::instance_dir(name),
     ]
     .into_iter()
     .filter(|p| p.symlink_metadata().is_ok())
@@ -252,7 +255,10 @@ fn inspect(name: &InstanceName) -> Found {
     let group = nix::unistd::Group::from_name(&account).ok().flatten();
     Found {
         name: name.clone(),
-        network: inst.as_ref().map(host::spec_of),
+        network: inst
+            .as_ref()
+            .map(|i| i.network())
+            .or_else(|| host::recorded_network(name)),
         conf,
         dropins,
         root,
@@ -292,18 +298,6 @@ fn raw_values(conf: &Path, dropins: &Path) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-fn recorded(name: &InstanceName, kind: &str, key: &str) -> Option<String> {
-    let text = std::fs::read_to_string(
-        Path::new(host::HELPER_STATE_DIR)
-            .join(name.as_str())
-            .join(kind),
-    )
-    .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .map(str::to_string)
 }
 
 fn confirm(found: &Found, data: Option<&Path>, keep_data: bool, yes: bool) -> Result<()> {
@@ -347,30 +341,13 @@ fn confirm(found: &Found, data: Option<&Path>, keep_data: bool, yes: bool) -> Re
 fn network_down(found: &Found) -> std::result::Result<(), String> {
     let helper = paths::helper("dockyard-network");
     let mut cmd = Command::new(&helper);
-    cmd.args(["down", "--instance", found.name.as_str()]);
-    if let Some(s) = &found.network {
-        // With the conf's values; without them the helper uses what `up`
-        // recorded in /run/dockyard/NAME, or the name alone.
-        let bridge_cidr = found
-            .conf
-            .is_file()
-            .then(|| raw_values(&found.conf, &found.dropins))
-            .and_then(|v| {
-                v.into_iter()
-                    .rev()
-                    .find(|(k, _)| k == "BridgeCIDR")
-                    .map(|(_, v)| v)
-            });
-        if let Some(bridge_cidr) = bridge_cidr {
-            cmd.args(["--bridge", &s.bridge, "--bridge-cidr", &bridge_cidr])
-                .args([
-                    "--fixed-cidr",
-                    &s.fixed.to_string(),
-                    "--pool",
-                    &s.pool.to_string(),
-                ]);
-        }
-    }
+    cmd.arg("down");
+    match &found.network {
+        Some(net) => cmd.args(net.args()),
+        // The helper then removes the instance's tagged rules and its bridge
+        // (the pool of its user-defined networks is unknown).
+        None => cmd.args(["--instance", found.name.as_str()]),
+    };
     let out = cmd
         .stdin(Stdio::null())
         .env("DOCKYARD_LOG", "stderr")

@@ -6,7 +6,7 @@
 use crate::error::{Exit, Failure, Result};
 use crate::probe::host::{self, Known};
 use crate::probe::http::{self, HttpError};
-use dockyard_model::firewall::{self, Saved};
+use dockyard_model::firewall::{self, Ruleset};
 use dockyard_model::InstanceName;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -42,20 +42,28 @@ pub fn run(args: &Args) -> Result<()> {
             )));
         }
     }
-    let saved = host::iptables_save();
-    let units: Vec<String> = known.iter().map(|k| k.name.unit()).collect();
+    let live = host::live_rules();
+    let units: Vec<String> = known
+        .iter()
+        .flat_map(|k| [k.name.unit(), k.name.containerd_unit()])
+        .collect();
     let states = host::unit_states(&units);
     let reports: Vec<Value> = known
         .iter()
         .map(|k| {
-            let unit = match &states {
+            let state_of = |unit: String| match &states {
                 Ok(m) => m
-                    .get(&k.name.unit())
+                    .get(&unit)
                     .cloned()
                     .ok_or_else(|| "unknown (systemctl did not report it)".to_string()),
                 Err(e) => Err(e.clone()),
             };
-            report(k, unit, &saved)
+            report(
+                k,
+                state_of(k.name.unit()),
+                state_of(k.name.containerd_unit()),
+                &live,
+            )
         })
         .collect();
     if args.json {
@@ -79,16 +87,21 @@ pub fn run(args: &Args) -> Result<()> {
 pub fn report(
     k: &Known,
     unit: std::result::Result<host::UnitState, String>,
-    saved: &std::result::Result<Saved, String>,
+    containerd: std::result::Result<host::UnitState, String>,
+    live: &std::result::Result<String, String>,
 ) -> Value {
     let name = &k.name;
-    let unit = match unit {
+    let unit_json = |unit: std::result::Result<host::UnitState, String>| match unit {
         Ok(u) => json!({"load": u.load, "active": u.active, "sub": u.sub}),
         Err(e) => json!({"error": e}),
     };
+    let unit = unit_json(unit);
+    let mut containerd = unit_json(containerd);
+    containerd["unit"] = Value::from(name.containerd_unit());
+    containerd["socket"] = Value::from(name.containerd_socket());
     let root: Option<String> = match &k.instance {
         Some(i) => Some(i.root.clone()),
-        None => recorded_root(name),
+        None => host::recorded_cleanup(name).map(|c| c.root.to_string_lossy().into_owned()),
     };
     let socket_path = root
         .as_ref()
@@ -112,25 +125,31 @@ pub fn report(
     } else {
         "absent"
     };
-    let spec = match &k.instance {
-        Some(i) => Some(host::spec_of(i)),
-        None => host::recorded_spec(name),
+    let net = match &k.instance {
+        Some(i) => Some(i.network()),
+        None => host::recorded_network(name),
     };
-    let rules = match (saved, &spec) {
+    let backend = firewall::backend();
+    let rules = match (live, &net) {
         (Err(e), _) => json!({"state": e}),
-        (Ok(saved), Some(spec)) => {
-            let a = firewall::audit(saved, spec);
+        (Ok(live), Some(net)) => {
+            let a = backend.audit(live, &Ruleset::of(net));
             json!({
                 "state": a.state(),
                 "present": a.ok.len() + a.duplicated.len(),
                 "expected": a.total(),
-                "missing": a.missing.iter().map(|e| e.line()).collect::<Vec<_>>(),
-                "duplicated": a.duplicated.iter().map(|(e, n)| json!({"rule": e.line(), "count": n})).collect::<Vec<_>>(),
-                "stray": a.stray,
+                "missing": a.missing.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                "duplicated": a.duplicated.iter().map(|(e, n)| json!({"rule": e.to_string(), "count": n})).collect::<Vec<_>>(),
+                "stray": a.stray.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                "backend": backend.name(),
             })
         }
-        (Ok(saved), None) => {
-            let lines = firewall::tagged_lines(saved, name.as_str());
+        (Ok(live), None) => {
+            let lines: Vec<String> = backend
+                .residue(live, name)
+                .iter()
+                .map(|l| l.to_string())
+                .collect();
             json!({
                 "state": if lines.is_empty() { "absent" } else { "unknown (networks unknown: no conf)" },
                 "present": lines.len(),
@@ -154,6 +173,7 @@ pub fn report(
         "conf_error": k.conf_error,
         "runtime": k.instance.as_ref().map(|i| i.runtime.as_str()),
         "unit": unit,
+        "containerd": containerd,
         "socket": socket,
         "bridge": bridge,
         "firewall": rules,
@@ -161,16 +181,6 @@ pub fn report(
         "containers_error": containers_error,
         "docker": docker,
     })
-}
-
-fn recorded_root(name: &InstanceName) -> Option<String> {
-    let path = PathBuf::from(host::HELPER_STATE_DIR)
-        .join(name.as_str())
-        .join("prepare");
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("root="))
-        .map(str::to_string)
 }
 
 /// Running containers, from `GET /containers/json` on the socket.
@@ -209,12 +219,19 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
 }
 
 /// The one-line form of a report.
-pub fn line(r: &Value) -> String {
-    let unit = &r["unit"];
-    let unit = match unit.get("error").and_then(Value::as_str) {
+fn unit_text(unit: &Value) -> String {
+    match unit.get("error").and_then(Value::as_str) {
         Some(e) => e.to_string(),
         None if s(unit, "load") == "not-found" => "no unit".into(),
         None => format!("{}/{}", s(unit, "active"), s(unit, "sub")),
+    }
+}
+
+pub fn line(r: &Value) -> String {
+    let unit = unit_text(&r["unit"]);
+    let containerd = match &r["containerd"] {
+        Value::Null => String::new(),
+        c => format!("; containerd {}", unit_text(c)),
     };
     let sock = &r["socket"];
     let socket = match sock.get("error").and_then(Value::as_str) {
@@ -255,7 +272,7 @@ pub fn line(r: &Value) -> String {
         ),
     };
     let mut out = format!(
-        "{}: unit {unit}; socket {socket}; bridge {}; rules {rules}; containers {containers}; docker {docker}",
+        "{}: unit {unit}{containerd}; socket {socket}; bridge {}; rules {rules}; containers {containers}; docker {docker}",
         s(r, "name"),
         s(r, "bridge"),
     );
@@ -277,6 +294,7 @@ mod tests {
         let r = json!({
             "name": "dy1", "conf": "/etc/dockyard/instances.d/dy1.conf", "conf_error": null,
             "unit": {"load": "loaded", "active": "active", "sub": "running"},
+            "containerd": {"load": "loaded", "active": "active", "sub": "running"},
             "socket": {"path": "/srv/dy1/docker.sock", "exists": true, "owner": "root", "group": "dy1_docker", "mode": "0660", "ok": true},
             "bridge": "present",
             "firewall": {"state": "present", "present": 9, "expected": 9},
@@ -285,7 +303,7 @@ mod tests {
         });
         assert_eq!(
             line(&r),
-            "dy1: unit active/running; socket root:dy1_docker 0660; bridge present; rules present 9/9; containers 2; docker 29.2.1 (installed)"
+            "dy1: unit active/running; containerd active/running; socket root:dy1_docker 0660; bridge present; rules present 9/9; containers 2; docker 29.2.1 (installed)"
         );
         let r = json!({
             "name": "dy2", "conf": null, "conf_error": null,

@@ -10,7 +10,8 @@
 use crate::error::{Exit, Failure, Result};
 use crate::probe::host;
 use crate::probe::http::{self, HttpError, Response};
-use dockyard_model::{firewall, paths, Instance, InstanceName};
+use dockyard_model::firewall::{self, Audit, Ruleset, Table};
+use dockyard_model::{paths, Instance, InstanceName};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -88,6 +89,7 @@ pub fn run(args: &Args) -> Result<()> {
         },
     );
     let socket = PathBuf::from(inst.socket());
+    report.check("containerd", containerd(&inst.name));
     report.check(
         "socket",
         match host::socket_info(&socket) {
@@ -128,6 +130,7 @@ pub fn run(args: &Args) -> Result<()> {
         report.check("version", version);
     }
     report.check("nat", nat_rules(&inst));
+    report.check("isolation", isolation_rules(&inst));
     if api_ok {
         report.check("container", run_container(&socket, &inst));
     } else {
@@ -170,15 +173,35 @@ fn api(
     })
 }
 
+/// The instance's own containerd runs and listens where dockerd is told to.
+fn containerd(name: &InstanceName) -> std::result::Result<String, String> {
+    let unit = name.containerd_unit();
+    match host::unit_state(&unit) {
+        Ok(u) if u.active == "active" => {}
+        Ok(u) => return Err(format!("{unit} is {}/{}", u.active, u.sub)),
+        Err(e) => return Err(e),
+    }
+    let sock = name.containerd_socket();
+    match std::fs::symlink_metadata(&sock) {
+        Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
+            Ok(format!("{unit} is active, listening on {sock}"))
+        }
+        Ok(_) => Err(format!("{sock} is not a socket")),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Ok(format!("{unit} is active ({sock}: needs root to look)"))
+        }
+        Err(e) => Err(format!("{unit} is active but {sock}: {e}")),
+    }
+}
+
 /// The outbound NAT: the POSTROUTING jump and the MASQUERADE rules.
 fn nat_rules(inst: &Instance) -> std::result::Result<String, String> {
-    let saved = host::iptables_save()?;
-    let audit = firewall::audit(&saved, &host::spec_of(inst));
+    let audit = audit(inst)?;
     let missing: Vec<String> = audit
         .missing
         .iter()
-        .filter(|e| e.table == "nat")
-        .map(|e| e.line())
+        .filter(|e| e.table == Table::Nat)
+        .map(|e| e.to_string())
         .collect();
     if !missing.is_empty() {
         return Err(format!("missing: {}", missing.join("; ")));
@@ -187,7 +210,42 @@ fn nat_rules(inst: &Instance) -> std::result::Result<String, String> {
         "MASQUERADE of {} and {} through chain {} in place",
         inst.fixed,
         inst.pool,
-        firewall::chain(inst.name.as_str())
+        inst.name.firewall_chain()
+    ))
+}
+
+fn audit(inst: &Instance) -> std::result::Result<Audit, String> {
+    let live = host::live_rules()?;
+    Ok(firewall::backend().audit(&live, &Ruleset::of(&inst.network())))
+}
+
+/// The isolation: every rule of the instance in place exactly once.
+fn isolation_rules(inst: &Instance) -> std::result::Result<String, String> {
+    let a = audit(inst)?;
+    if !a.is_complete() {
+        let mut problems: Vec<String> = a.missing.iter().map(|l| format!("missing {l}")).collect();
+        problems.extend(
+            a.duplicated
+                .iter()
+                .map(|(l, n)| format!("{n} copies of {l}")),
+        );
+        problems.extend(a.stray.iter().map(|l| format!("stray {l}")));
+        return Err(problems.join("; "));
+    }
+    let open = if inst.allowed_nets.is_empty() {
+        "no other network".to_string()
+    } else {
+        inst.allowed_nets
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Ok(format!(
+        "all {} rules in place; new connections into {} and {} only from the instance and {open}",
+        a.total(),
+        inst.bridge.trunc(),
+        inst.pool
     ))
 }
 

@@ -153,7 +153,7 @@ fn add_remnants(
         ));
         output
             .units
-            .push(unit::remnant_unit(&name, &conf.to_string_lossy()));
+            .extend(unit::remnant_units(&name, &conf.to_string_lossy()));
     }
     output.units.sort_by(|a, b| a.name.cmp(&b.name));
 }

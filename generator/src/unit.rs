@@ -2,6 +2,9 @@
 //! out, so golden tests pin every byte.
 
 use crate::escape::{push_exec_arg, specifiers};
+use dockyard_model::contract::network::Network;
+use dockyard_model::contract::prepare::{self, Cleanup};
+use dockyard_model::contract::INSTANCE;
 use dockyard_model::paths;
 use dockyard_model::Instance;
 
@@ -35,10 +38,18 @@ pub struct Output {
 
 pub fn render(instances: &[Instance], sysbox_version: &str) -> Output {
     let mut out = Output {
-        units: dockyard_model::parallel::par_map(instances, |inst| UnitFile {
-            name: inst.name.unit(),
-            content: instance_unit(inst, sysbox_version),
-        }),
+        units: dockyard_model::parallel::par_map(instances, |inst| {
+            [
+                UnitFile {
+                    name: inst.name.unit(),
+                    content: instance_unit(inst, sysbox_version),
+                },
+                containerd_unit(inst),
+            ]
+        })
+        .into_iter()
+        .flatten()
+        .collect(),
         wants: Vec::new(),
     };
     for inst in instances.iter().filter(|i| i.autostart) {
@@ -59,12 +70,13 @@ pub struct Values<'a> {
     pub name: &'a str,
     pub account: String,
     pub bridge_if: String,
-    pub bridge_cidr: String,
     pub fixed: String,
     pub pool: String,
     pub exec_root: String,
     pub config_file: String,
     pub bin_dir: String,
+    pub network: Network,
+    pub cleanup: Cleanup,
 }
 
 impl<'a> Values<'a> {
@@ -75,12 +87,17 @@ impl<'a> Values<'a> {
             name: inst.name.as_str(),
             account: inst.name.account(),
             bridge_if: inst.name.bridge(),
-            bridge_cidr: inst.bridge.to_string(),
             fixed: inst.fixed.to_string(),
             pool: inst.pool.to_string(),
             config_file: inst.config_file(),
+            cleanup: Cleanup {
+                instance: inst.name.clone(),
+                root: inst.root.clone().into(),
+                exec_root: exec_root.clone().into(),
+            },
             exec_root,
             bin_dir: paths::docker_bin_dir(&inst.docker_version),
+            network: inst.network(),
         }
     }
 }
@@ -89,46 +106,31 @@ fn owned(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-/// The helper command lines (the contract with helpers/), shared by the
+/// The helper command lines (dockyard_model::contract), shared by the
 /// start and stop paths so both always carry the same values.
 pub fn network_args(v: &Values<'_>, action: &str) -> Vec<String> {
-    let helper = paths::helper("dockyard-network");
-    owned(&[
-        &helper,
-        action,
-        "--instance",
-        v.name,
-        "--bridge",
-        &v.bridge_if,
-        "--bridge-cidr",
-        &v.bridge_cidr,
-        "--fixed-cidr",
-        &v.fixed,
-        "--pool",
-        &v.pool,
-    ])
+    let mut args = vec![paths::helper("dockyard-network"), action.to_string()];
+    args.extend(v.network.args());
+    args
+}
+
+fn flag(opt: dockyard_model::contract::Opt) -> String {
+    format!("--{}", opt.name)
 }
 
 pub fn prepare_up_args(v: &Values<'_>) -> Vec<String> {
-    let helper = paths::helper("dockyard-prepare");
-    let mut args = owned(&[
-        &helper,
-        "up",
-        "--instance",
-        v.name,
-        "--user",
-        &v.account,
-        "--group",
-        &v.account,
-        "--root",
-        &v.inst.root,
-        "--exec-root",
-        &v.exec_root,
-        "--config-file",
-        &v.config_file,
+    let mut args = vec![paths::helper("dockyard-prepare"), "up".to_string()];
+    args.extend(v.cleanup.args());
+    args.extend([
+        flag(prepare::USER),
+        v.account.clone(),
+        flag(prepare::GROUP),
+        v.account.clone(),
+        flag(prepare::CONFIG_FILE),
+        v.config_file.clone(),
     ]);
     for opt in &v.inst.daemon_options {
-        args.push("--daemon-option".into());
+        args.push(flag(prepare::DAEMON_OPTION));
         let mut kv = String::with_capacity(opt.key.len() + opt.json.len() + 1);
         kv.push_str(&opt.key);
         kv.push('=');
@@ -138,18 +140,22 @@ pub fn prepare_up_args(v: &Values<'_>) -> Vec<String> {
     args
 }
 
+/// Once dockerd is up: its steady daemon.json (dockyard-prepare(8) `started`).
+pub fn prepare_started_args(v: &Values<'_>) -> Vec<String> {
+    vec![
+        paths::helper("dockyard-prepare"),
+        "started".to_string(),
+        flag(INSTANCE),
+        v.name.to_string(),
+        flag(prepare::CONFIG_FILE),
+        v.config_file.clone(),
+    ]
+}
+
 pub fn prepare_down_args(v: &Values<'_>) -> Vec<String> {
-    let helper = paths::helper("dockyard-prepare");
-    owned(&[
-        &helper,
-        "down",
-        "--instance",
-        v.name,
-        "--root",
-        &v.inst.root,
-        "--exec-root",
-        &v.exec_root,
-    ])
+    let mut args = vec![paths::helper("dockyard-prepare"), "down".to_string()];
+    args.extend(v.cleanup.args());
+    args
 }
 
 /// dockerd's command line: every per-instance path and network, so that no
@@ -164,6 +170,10 @@ pub fn dockerd_args(v: &Values<'_>, sysbox_version: &str) -> Vec<String> {
         &inst.data_root(),
         "--exec-root",
         &v.exec_root,
+        // Its own containerd: without this flag dockerd uses any containerd
+        // listening at /run/containerd/containerd.sock, the host's.
+        "--containerd",
+        &inst.name.containerd_socket(),
         "--pidfile",
         &inst.pidfile(),
         "--host",
@@ -259,6 +269,10 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
     line(&mut u, "SourcePath", &inst.conf.to_string_lossy());
     u.push_str("Wants=network-online.target\n");
     u.push_str("After=network-online.target nss-lookup.target firewalld.service time-set.target\n");
+    // Wants=, not Requires=: restarting the containerd must not restart
+    // dockerd (its containers keep running through containerd's shims).
+    line(&mut u, "Wants", &inst.name.containerd_unit());
+    line(&mut u, "After", &inst.name.containerd_unit());
     if inst.uses_sysbox() {
         u.push_str(concat!(
             "Requires=dockyard-sysbox-mgr.service dockyard-sysbox-fs.service\n",
@@ -294,6 +308,7 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
     exec_directive(&mut u, "ExecStartPre", &prepare_up_args(&v));
     exec_directive(&mut u, "ExecStartPre", &network_args(&v, "up"));
     exec_directive(&mut u, "ExecStart", &dockerd_args(&v, sysbox_version));
+    exec_directive(&mut u, "ExecStartPost", &prepare_started_args(&v));
     u.push_str("ExecReload=/bin/kill -s HUP $MAINPID\n");
     exec_directive(&mut u, "ExecStopPost", &network_args(&v, "down"));
     exec_directive(&mut u, "ExecStopPost", &prepare_down_args(&v));
@@ -302,8 +317,8 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
         "TimeoutStartSec=0\n",
         "Restart=always\n",
         "RestartSec=2\n",
-        "# dockerd runs its own containerd as a child: SIGTERM goes to dockerd,\n",
-        "# which stops containerd cleanly; whatever is left is killed at the end.\n",
+        "# SIGTERM to dockerd, which stops the containers; whatever else is left\n",
+        "# in the unit is killed at the end.\n",
         "KillMode=mixed\n",
         "Delegate=yes\n",
         "LimitNOFILE=infinity\n",
@@ -314,6 +329,83 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
     ));
     u
 }
+
+/// The instance's containerd, on its own socket, root and state, so that no
+/// instance ever shares the host's containerd (or another instance's).
+/// Settings as containerd's own unit: its shims, and with them the
+/// containers, outlive a restart of containerd (KillMode=process).
+fn containerd_unit(inst: &Instance) -> UnitFile {
+    let name = &inst.name;
+    let bin = paths::docker_bin_dir(&inst.docker_version);
+    let mut u = String::with_capacity(1536);
+    u.push_str("# Automatically generated by dockyard-generator from ");
+    u.push_str(&inst.conf.to_string_lossy());
+    u.push_str("\n# Do not edit: change the conf (see dockyard.conf(5)) and run `systemctl daemon-reload`.\n\n");
+    u.push_str("[Unit]\n");
+    line(
+        &mut u,
+        "Description",
+        &format!("Dockyard containerd of instance {name}"),
+    );
+    u.push_str("Documentation=man:dockyard-generator(8)\n");
+    line(&mut u, "SourcePath", &inst.conf.to_string_lossy());
+    u.push_str("# Started by the instance, stopped with it.\n");
+    line(&mut u, "PartOf", &name.unit());
+    u.push_str("StopWhenUnneeded=yes\n");
+    u.push_str("After=network.target local-fs.target\n");
+    line(&mut u, "RequiresMountsFor", &inst.root);
+    line(
+        &mut u,
+        "AssertFileIsExecutable",
+        &format!("{bin}/containerd"),
+    );
+    line(&mut u, "AssertFileNotEmpty", &paths::containerd_config());
+    u.push_str("\n[Service]\nType=notify\n");
+    line(&mut u, "Slice", SLICE);
+    u.push_str("Environment=");
+    push_exec_arg(&mut u, &format!("PATH={bin}:{SYSTEM_PATH}"));
+    u.push('\n');
+    line(
+        &mut u,
+        "RuntimeDirectory",
+        &format!("{}_containerd", name.as_str()),
+    );
+    u.push_str("RuntimeDirectoryMode=0700\n");
+    u.push_str("# The shims of running containers keep their state there.\n");
+    u.push_str("RuntimeDirectoryPreserve=restart\n");
+    exec_directive(
+        &mut u,
+        "ExecStart",
+        &owned(&[
+            &format!("{bin}/containerd"),
+            "--config",
+            &paths::containerd_config(),
+            "--address",
+            &name.containerd_socket(),
+            "--root",
+            &format!("{}/containerd/daemon", inst.data_root()),
+            "--state",
+            &name.containerd_run_dir(),
+        ]),
+    );
+    u.push_str(CONTAINERD_SERVICE);
+    UnitFile {
+        name: name.containerd_unit(),
+        content: u,
+    }
+}
+
+const CONTAINERD_SERVICE: &str = "\
+Restart=always
+RestartSec=2
+Delegate=yes
+KillMode=process
+LimitNOFILE=infinity
+LimitNPROC=infinity
+LimitCORE=infinity
+TasksMax=infinity
+OOMScoreAdjust=-999
+";
 
 const SYSBOX_HEADER: &str = "# Automatically generated by dockyard-generator: one per host, shared by every\n# instance with Runtime=sysbox-runc (sysbox's sockets are fixed paths).\n# Started with the first such instance, stopped after the last one stops.\n\n";
 
@@ -400,7 +492,49 @@ fn sysbox_units(version: &str) -> Vec<UnitFile> {
 /// and mounts behind (found by the lifecycle suite). The conf's values are
 /// gone, so the helpers are called with the instance name alone and use
 /// what their `up` recorded in /run/dockyard/NAME/. It can only be stopped.
-pub fn remnant_unit(name: &dockyard_model::name::InstanceName, conf: &str) -> UnitFile {
+pub fn remnant_units(name: &dockyard_model::name::InstanceName, conf: &str) -> [UnitFile; 2] {
+    [
+        remnant_unit(name, conf),
+        remnant_containerd_unit(name, conf),
+    ]
+}
+
+/// The containerd of such an instance, kept so that it still stops with it.
+fn remnant_containerd_unit(name: &dockyard_model::name::InstanceName, conf: &str) -> UnitFile {
+    let mut u = String::with_capacity(768);
+    u.push_str("# Automatically generated by dockyard-generator: the containerd of instance ");
+    u.push_str(name.as_str());
+    u.push_str(",\n# whose conf ");
+    u.push_str(conf);
+    u.push_str(" is gone or invalid. It only stops with the instance.\n\n[Unit]\n");
+    line(
+        &mut u,
+        "Description",
+        &format!("Dockyard containerd of instance {name} (conf gone: stop to clean up)"),
+    );
+    u.push_str("Documentation=man:dockyard-generator(8)\n");
+    line(&mut u, "SourcePath", conf);
+    line(&mut u, "PartOf", &name.unit());
+    u.push_str("StopWhenUnneeded=yes\nRefuseManualStart=yes\n\n[Service]\nType=notify\n");
+    line(&mut u, "Slice", SLICE);
+    line(
+        &mut u,
+        "RuntimeDirectory",
+        &format!("{}_containerd", name.as_str()),
+    );
+    u.push_str("RuntimeDirectoryMode=0700\nExecStart=/bin/false\n");
+    u.push_str(
+        CONTAINERD_SERVICE
+            .replace("Restart=always\nRestartSec=2\n", "Restart=no\n")
+            .as_str(),
+    );
+    UnitFile {
+        name: name.containerd_unit(),
+        content: u,
+    }
+}
+
+fn remnant_unit(name: &dockyard_model::name::InstanceName, conf: &str) -> UnitFile {
     let n = name.as_str();
     let mut u = String::with_capacity(1024);
     u.push_str("# Automatically generated by dockyard-generator: instance ");
@@ -422,8 +556,10 @@ pub fn remnant_unit(name: &dockyard_model::name::InstanceName, conf: &str) -> Un
     u.push_str("Documentation=man:dockyard.conf(5) man:dockyard-generator(8)\n");
     line(&mut u, "SourcePath", conf);
     u.push_str("# Never started from here: its settings are gone with the conf.\n");
-    u.push_str("RefuseManualStart=yes\n\n");
-    u.push_str("[Service]\nType=notify\n");
+    u.push_str("RefuseManualStart=yes\n");
+    line(&mut u, "Wants", &name.containerd_unit());
+    line(&mut u, "After", &name.containerd_unit());
+    u.push_str("\n[Service]\nType=notify\n");
     line(&mut u, "Slice", SLICE);
     // As the full unit: systemd removes /run/NAME_docker when it stops.
     line(&mut u, "RuntimeDirectory", &name.account());

@@ -5,9 +5,8 @@
 //! iptables rule or a useradd call (the bash tool pasted values unchecked).
 
 use std::ffi::OsString;
-use std::path::{Component, Path, PathBuf};
 
-use ipnet::Ipv4Net;
+use dockyard_model::contract::{BadValue, Opt, Values};
 
 use crate::error::{Error, Result};
 
@@ -18,9 +17,9 @@ pub struct Opts {
     values: Vec<(&'static str, String)>,
 }
 
-/// Parse `args` (without argv[0]) accepting only `allowed` long options; those in
-/// `repeatable` may appear several times, the others at most once.
-pub fn parse<I>(args: I, allowed: &[&'static str], repeatable: &[&'static str]) -> Result<Opts>
+/// Parse `args` (without argv[0]) accepting only the `allowed` options; the
+/// repeatable ones may appear several times, the others at most once.
+pub fn parse<I>(args: I, allowed: &[Opt]) -> Result<Opts>
 where
     I: IntoIterator,
     I::Item: Into<OsString>,
@@ -33,18 +32,23 @@ where
         let Some(arg) = arg else { break };
         match arg {
             Long(name) => {
-                let Some(known) = allowed.iter().find(|a| **a == name) else {
+                let Some(known) = allowed.iter().find(|a| a.name == name) else {
                     return Err(Error::usage(format!("unknown option --{name}")));
                 };
                 let value = p
                     .value()
-                    .map_err(|e| Error::usage(format!("--{known}: {e}")))?
+                    .map_err(|e| Error::usage(format!("--{}: {e}", known.name)))?
                     .string()
-                    .map_err(|_| Error::usage(format!("--{known}: value is not valid UTF-8")))?;
-                if !repeatable.contains(known) && opts.values.iter().any(|(k, _)| k == known) {
-                    return Err(Error::usage(format!("--{known} given more than once")));
+                    .map_err(|_| {
+                        Error::usage(format!("--{}: value is not valid UTF-8", known.name))
+                    })?;
+                if !known.repeatable && opts.values.iter().any(|(k, _)| *k == known.name) {
+                    return Err(Error::usage(format!(
+                        "--{} given more than once",
+                        known.name
+                    )));
                 }
-                opts.values.push((known, value));
+                opts.values.push((known.name, value));
             }
             Value(v) if opts.action.is_none() => {
                 let v = v
@@ -58,25 +62,27 @@ where
     Ok(opts)
 }
 
-impl Opts {
-    pub fn get(&self, name: &str) -> Option<&str> {
+impl Values for Opts {
+    fn values(&self, opt: Opt) -> Vec<&str> {
         self.values
             .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn required(&self, name: &str) -> Result<&str> {
-        self.get(name)
-            .ok_or_else(|| Error::usage(format!("missing required option --{name}")))
-    }
-
-    pub fn all(&self, name: &str) -> Vec<&str> {
-        self.values
-            .iter()
-            .filter(|(k, _)| *k == name)
+            .filter(|(k, _)| *k == opt.name)
             .map(|(_, v)| v.as_str())
             .collect()
+    }
+}
+
+impl Opts {
+    pub fn required(&self, opt: Opt) -> Result<&str> {
+        self.value(opt)
+            .ok_or_else(|| Error::usage(format!("missing required option --{}", opt.name)))
+    }
+
+    /// Only `--instance` was given: `down` takes the rest from the record.
+    pub fn instance_only(&self) -> bool {
+        self.values
+            .iter()
+            .all(|(k, _)| *k == dockyard_model::contract::INSTANCE.name)
     }
 
     /// The `up`/`down` word; anything else is a usage error.
@@ -95,95 +101,9 @@ impl Opts {
     }
 }
 
-/// Instance names are short so that `<name>_docker0` fits IFNAMSIZ and chain
-/// names stay well under the 28-byte xtables limit.
-pub fn instance_name(s: &str) -> Result<String> {
-    let b = s.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= 7
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(Error::usage(format!(
-            "--instance {s:?} is not a valid instance name: use 1-7 characters, a lowercase letter followed by lowercase letters or digits ([a-z][a-z0-9]{{0,6}})"
-        )))
-    }
-}
-
-/// Linux interface names: at most 15 bytes (IFNAMSIZ - 1); we also keep to a
-/// conservative character set so the name is safe in iptables rules.
-pub fn bridge_name(s: &str) -> Result<String> {
-    let ok = !s.is_empty()
-        && s.len() <= 15
-        && s != "."
-        && s != ".."
-        && !s.starts_with('-')
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.');
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(Error::usage(format!(
-            "--bridge {s:?} is not a valid interface name: use 1-15 bytes of letters, digits, '_', '-' or '.'"
-        )))
-    }
-}
-
-/// An interface address with its prefix, e.g. `172.22.147.1/24`.
-pub fn interface_cidr(opt: &str, s: &str) -> Result<Ipv4Net> {
-    let net: Ipv4Net = s.parse().map_err(|_| {
-        Error::usage(format!(
-            "--{opt} {s:?} is not an IPv4 address with prefix (like 172.22.147.1/24)"
-        ))
-    })?;
-    if net.prefix_len() < 31 && (net.addr() == net.network() || net.addr() == net.broadcast()) {
-        return Err(Error::usage(format!(
-            "--{opt} {s}: {} is the network or broadcast address of {}; give the bridge a host address (like {}/{})",
-            net.addr(),
-            net.trunc(),
-            net.hosts().next().unwrap_or(net.addr()),
-            net.prefix_len()
-        )));
-    }
-    Ok(net)
-}
-
-/// A network, e.g. `172.23.0.0/16`: host bits must be zero so that what the
-/// admin wrote and what ends up in the rules are the same thing.
-pub fn network_cidr(opt: &str, s: &str) -> Result<Ipv4Net> {
-    let net: Ipv4Net = s.parse().map_err(|_| {
-        Error::usage(format!(
-            "--{opt} {s:?} is not an IPv4 network (like 172.23.0.0/16)"
-        ))
-    })?;
-    if net.addr() != net.network() {
-        return Err(Error::usage(format!(
-            "--{opt} {s}: host bits are set; did you mean {}?",
-            net.trunc()
-        )));
-    }
-    Ok(net)
-}
-
-/// Absolute, no `..` (it could climb out of where the admin meant), not `/`.
-pub fn abs_path(opt: &str, s: &str) -> Result<PathBuf> {
-    let p = Path::new(s);
-    if !p.is_absolute() {
-        return Err(Error::usage(format!(
-            "--{opt} {s:?} must be an absolute path"
-        )));
-    }
-    if p.components().any(|c| c == Component::ParentDir) {
-        return Err(Error::usage(format!("--{opt} {s:?} must not contain '..'")));
-    }
-    if p.components().all(|c| c == Component::RootDir) {
-        return Err(Error::usage(format!("--{opt} must not be '/'")));
-    }
-    // Normalise away "." and repeated slashes so later prefix checks are exact.
-    Ok(p.components().collect())
+/// A value the model's contract refuses is a wrong command line.
+pub fn usage(e: BadValue) -> Error {
+    Error::usage(e.to_string())
 }
 
 /// User and group names: the portable subset useradd accepts on every distro.
@@ -231,52 +151,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn instance_names() {
-        for ok in ["a", "dy1", "abcdefg", "z9"] {
-            assert!(instance_name(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "1dy", "Dy1", "abcdefgh", "dy-1", "dy_1", "dy 1", "dý"] {
-            assert!(instance_name(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn bridge_names() {
-        assert!(bridge_name("dy1_docker0").is_ok());
-        assert!(bridge_name("abcdefghijklmno").is_ok()); // 15 bytes
-        for bad in ["", "abcdefghijklmnop", "a b", "a/b", "..", "-x", "a;b"] {
-            assert!(bridge_name(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn cidrs() {
-        let b = interface_cidr("bridge-cidr", "172.22.147.1/24").unwrap();
-        assert_eq!(b.addr().to_string(), "172.22.147.1");
-        assert!(interface_cidr("bridge-cidr", "172.22.147.0/24").is_err());
-        assert!(interface_cidr("bridge-cidr", "172.22.147.255/24").is_err());
-        assert!(interface_cidr("bridge-cidr", "172.22.147.1").is_err());
-        assert!(interface_cidr("bridge-cidr", "fd00::1/64").is_err());
-        assert!(network_cidr("pool", "172.23.0.0/16").is_ok());
-        let e = network_cidr("pool", "172.23.1.0/16").unwrap_err();
-        assert!(e.to_string().contains("172.23.0.0/16"), "{e}");
-        assert!(network_cidr("pool", "172.23.0.0/33").is_err());
-        assert!(network_cidr("pool", "banana").is_err());
-    }
-
-    #[test]
-    fn paths() {
-        assert_eq!(abs_path("root", "/dy1").unwrap(), PathBuf::from("/dy1"));
-        assert_eq!(
-            abs_path("root", "/srv//dy1/./x/").unwrap(),
-            PathBuf::from("/srv/dy1/x")
-        );
-        for bad in ["dy1", "", "/", "//", "/dy1/../etc", "/..", "./x"] {
-            assert!(abs_path("root", bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
     fn accounts() {
         assert!(account_name("user", "dy1_docker").is_ok());
         for bad in ["", "Dy", "1x", "a:b", "a b", &"a".repeat(33)] {
@@ -304,10 +178,12 @@ mod tests {
 
     #[test]
     fn parser_rejects_unknown_and_repeats() {
+        const INSTANCE: Opt = dockyard_model::contract::INSTANCE;
+        const POOL: Opt = dockyard_model::contract::network::POOL;
+        const D: Opt = dockyard_model::contract::prepare::DAEMON_OPTION;
         let o = parse(
             ["up", "--instance", "dy1", "--pool=10.0.0.0/8"],
-            &["instance", "pool"],
-            &[],
+            &[INSTANCE, POOL],
         )
         .unwrap();
         assert_eq!(
@@ -315,21 +191,21 @@ mod tests {
                 .unwrap(),
             "up"
         );
-        assert_eq!(o.get("pool"), Some("10.0.0.0/8"));
-        assert!(parse(["up", "--bogus", "x"], &["instance"], &[])
+        assert_eq!(o.value(POOL), Some("10.0.0.0/8"));
+        assert!(!o.instance_only());
+        assert!(parse(["up", "--bogus", "x"], &[INSTANCE])
             .unwrap_err()
             .is_usage());
-        assert!(parse(
-            ["up", "--instance", "a", "--instance", "b"],
-            &["instance"],
-            &[]
+        assert!(parse(["up", "--instance", "a", "--instance", "b"], &[INSTANCE]).is_err());
+        let o = parse(
+            ["up", "--daemon-option", "a=1", "--daemon-option", "b=2"],
+            &[D],
         )
-        .is_err());
-        let o = parse(["up", "--d", "a=1", "--d", "b=2"], &["d"], &["d"]).unwrap();
-        assert_eq!(o.all("d"), vec!["a=1", "b=2"]);
-        assert!(parse(["up", "down"], &["instance"], &[]).is_err());
-        assert!(parse(["up", "--instance"], &["instance"], &[]).is_err());
-        let o = parse(["sideways"], &[], &[]).unwrap();
+        .unwrap();
+        assert_eq!(o.values(D), vec!["a=1", "b=2"]);
+        assert!(parse(["up", "down"], &[INSTANCE]).is_err());
+        assert!(parse(["up", "--instance"], &[INSTANCE]).is_err());
+        let o = parse(["sideways"], &[]).unwrap();
         assert!(o.action(&["up", "down"]).is_err());
     }
 }

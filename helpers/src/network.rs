@@ -1,133 +1,151 @@
 //! `dockyard-network up|down`: the instance's bridge, its address,
-//! IPv4 forwarding and its firewall rules. Everything comes from the
-//! arguments, so `down` works after the instance's conf was deleted.
+//! IPv4 forwarding, its firewall rules and its dockerd's network store.
+//! Everything comes from the arguments, so `down` works after the
+//! instance's conf was deleted.
 
+use std::path::Path;
 use std::time::Instant;
 
+use dockyard_model::contract::network::{self, Network};
+use dockyard_model::firewall::{self, Ruleset};
+use dockyard_model::InstanceName;
 use ipnet::Ipv4Net;
 
-use crate::args::{self, Opts};
+use crate::args;
 use crate::error::{Context, Failures, Result};
-use crate::firewall::{self, Spec};
 use crate::netlink::Netlink;
-use crate::{bail, notify, state};
+use crate::{bail, dirs, notify, state};
 
-const OPTIONS: &[&str] = &["instance", "bridge", "bridge-cidr", "fixed-cidr", "pool"];
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
-#[derive(Debug)]
-pub struct NetArgs {
-    pub instance: String,
-    pub bridge: String,
-    pub bridge_cidr: Ipv4Net,
-    pub fixed: Ipv4Net,
-    pub pool: Ipv4Net,
-}
-
-pub fn parse(opts: &Opts) -> Result<NetArgs> {
-    Ok(NetArgs {
-        instance: args::instance_name(opts.required("instance")?)?,
-        bridge: args::bridge_name(opts.required("bridge")?)?,
-        bridge_cidr: args::interface_cidr("bridge-cidr", opts.required("bridge-cidr")?)?,
-        fixed: args::network_cidr("fixed-cidr", opts.required("fixed-cidr")?)?,
-        pool: args::network_cidr("pool", opts.required("pool")?)?,
-    })
-}
-
 pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
-    let opts = args::parse(argv, OPTIONS, &[])?;
+    let opts = args::parse(argv, network::OPTIONS)?;
     let action = opts.action(&["up", "down"])?;
     // `down --instance NAME` alone: the values `up` recorded (the unit the
     // generator writes for a running instance whose conf is gone).
-    if action == "down" && OPTIONS[1..].iter().all(|o| opts.get(o).is_none()) {
-        let instance = args::instance_name(opts.required("instance")?)?;
-        return down_from_state(&instance);
+    if action == "down" && opts.instance_only() {
+        let instance = dockyard_model::contract::instance(&opts).map_err(args::usage)?;
+        return down_from_record(&instance);
     }
-    let a = parse(&opts)?;
+    let net = Network::parse(&opts).map_err(args::usage)?;
     if action == "up" {
-        up(&a)?;
-        state::save(
-            &a.instance,
-            STATE,
-            &[
-                ("bridge", a.bridge.clone()),
-                ("bridge-cidr", a.bridge_cidr.to_string()),
-                ("fixed-cidr", a.fixed.to_string()),
-                ("pool", a.pool.to_string()),
-            ],
-        )
+        up(&net)?;
+        state::save(&net.instance, network::RECORD, &net.record())
     } else {
-        down(&a.instance, &a.bridge, Some(a.pool))?;
-        state::remove(&a.instance, STATE)
+        down(&net.instance, &net.bridge(), Some(net.pool))?;
+        state::remove(&net.instance, network::RECORD)
     }
 }
 
-const STATE: &str = "network";
-
-fn down_from_state(instance: &str) -> Result<()> {
-    let recorded = state::load(instance, STATE)?;
-    let value = |k: &str| recorded.as_ref().and_then(|m| m.get(k)).map(String::as_str);
-    let bridge = match value("bridge") {
-        Some(b) => args::bridge_name(b)?,
+fn down_from_record(instance: &InstanceName) -> Result<()> {
+    let recorded = match state::load(instance, network::RECORD)? {
+        Some(r) => Some(Network::parse(&r).map_err(|e| {
+            crate::error::Error::new(format!(
+                "the network record of instance {instance} is unreadable ({e}); remove {} and run this again",
+                dockyard_model::state::path(instance, network::RECORD).display()
+            ))
+        })?),
+        None => None,
+    };
+    let pool = match &recorded {
+        Some(n) => Some(n.pool),
         None => {
             log::warn!(
-                "instance {instance}: no network state recorded; removing its tagged rules and bridge {instance}_docker0, but not the bridges of its user-defined networks (their pool is unknown)"
+                "instance {instance}: no network state recorded; removing its tagged rules and bridge {}, but not the bridges of its user-defined networks (their pool is unknown)",
+                instance.bridge()
             );
-            format!("{instance}_docker0")
+            None
         }
     };
-    let pool = value("pool")
-        .map(|p| args::network_cidr("pool", p))
-        .transpose()?;
-    down(instance, &bridge, pool)?;
-    state::remove(instance, STATE)
+    down(instance, &instance.bridge(), pool)?;
+    state::remove(instance, network::RECORD)
 }
 
-fn spec(a: &NetArgs) -> Spec {
-    Spec {
-        instance: a.instance.clone(),
-        bridge: a.bridge.clone(),
-        fixed: a.fixed,
-        pool: a.pool,
-    }
-}
-
-pub fn up(a: &NetArgs) -> Result<()> {
+pub fn up(net: &Network) -> Result<()> {
     let t0 = Instant::now();
-    // dockerd refuses a --fixed-cidr outside the bridge's subnet; say so here,
-    // where the message can name both values.
-    if !a.bridge_cidr.trunc().contains(&a.fixed) {
-        bail!(
-            "instance {}: --fixed-cidr {} is not inside the bridge subnet {} (from --bridge-cidr {}); fix the instance's network settings",
-            a.instance, a.fixed, a.bridge_cidr.trunc(), a.bridge_cidr
-        );
-    }
-    notify::status(&format!("setting up bridge {}", a.bridge));
+    let bridge = net.bridge();
+    notify::status(&format!("setting up bridge {bridge}"));
     let mut nl = Netlink::open().ctx(|| "cannot open a netlink socket")?;
-    let link = ensure_bridge(&mut nl, &a.bridge)?;
-    ensure_address(&mut nl, link.index, &a.bridge, a.bridge_cidr)?;
+    let link = ensure_bridge(&mut nl, &bridge)?;
+    ensure_address(&mut nl, link.index, &bridge, net.bridge_cidr)?;
     if !link.up {
         nl.set_up(link.index)
-            .ctx(|| format!("cannot bring bridge {} up", a.bridge))?;
+            .ctx(|| format!("cannot bring bridge {bridge} up"))?;
     }
     enable_forwarding()?;
+    if let Some(root) = &net.data_root {
+        match_network_store(net, root)?;
+    }
 
-    notify::status(&format!("adding firewall rules for {}", a.instance));
-    let changed = firewall::apply_up(&spec(a))?;
+    notify::status(&format!("adding firewall rules for {}", net.instance));
+    let rules = Ruleset::of(net);
+    let changed = crate::firewall::apply_up(firewall::backend(), &rules)?;
     log::info!(
-        "instance {}: bridge {} has {} and is up; firewall chain {} {} ({} ms)",
-        a.instance,
-        a.bridge,
-        a.bridge_cidr,
-        firewall::chain(&a.instance),
+        "instance {}: bridge {bridge} has {} and is up; {} firewall rules {} ({} ms)",
+        net.instance,
+        net.bridge_cidr,
+        rules.len(),
         if changed == 0 {
-            "was already complete"
+            "were already in place"
         } else {
-            "updated"
+            "put in place"
         },
         t0.elapsed().as_millis()
     );
-    notify::status(&format!("network of {} is ready", a.instance));
+    notify::status(&format!("network of {} is ready", net.instance));
+    Ok(())
+}
+
+/// dockerd keeps its networks in `DATA_ROOT/network/files/local-kv.db` and,
+/// at start, brings the stored default network back (putting its old
+/// address on the bridge) and every user-defined network with its old
+/// subnet, before it looks at its flags. So when the conf gave the instance
+/// other networks, the store is set aside (never deleted) and dockerd builds
+/// a new one from the conf; user-defined networks must be created again,
+/// and the log says so. The networks the store was built for are recorded
+/// next to it.
+fn match_network_store(net: &Network, data_root: &Path) -> Result<()> {
+    let dir = data_root.join("network");
+    let record = dir.join("dockyard-networks");
+    let store = dir.join("files").join("local-kv.db");
+    let want = format!(
+        "bridge-cidr={}\nfixed-cidr={}\npool={}\n",
+        net.bridge_cidr, net.fixed, net.pool
+    );
+    let have = match std::fs::read_to_string(&record) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => bail!("cannot read {}: {e}", record.display()),
+    };
+    // No record: a new instance, or one started by Dockyard 0.1, whose
+    // store was built from this same conf as far as anyone can know.
+    if let Some(have) = have.as_deref().filter(|h| *h != want) {
+        if store.exists() {
+            let aside = dir.join("files").join(format!(
+                "local-kv.db.before-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            ));
+            std::fs::rename(&store, &aside)
+                .ctx(|| format!("cannot move {} aside", store.display()))?;
+            log::warn!(
+                "instance {}: its networks changed ({} -> {}); Docker's network store was moved to {} and will be rebuilt from the conf: user-defined networks must be created again",
+                net.instance,
+                have.trim().replace('\n', ", "),
+                want.trim().replace('\n', ", "),
+                aside.display()
+            );
+        }
+    }
+    if have.as_deref() != Some(want.as_str()) {
+        // dockerd makes it on its first start; only created here if missing.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&dir)
+            .ctx(|| format!("cannot create {}", dir.display()))?;
+        dirs::write_atomic(&record, want.as_bytes())?;
+    }
     Ok(())
 }
 
@@ -187,10 +205,10 @@ fn enable_forwarding() -> Result<()> {
 
 /// Teardown runs every step even if one fails, so one problem does not leave
 /// the rest behind; it exits 0 when there was nothing to remove.
-pub fn down(instance: &str, bridge: &str, pool: Option<Ipv4Net>) -> Result<()> {
+pub fn down(instance: &InstanceName, bridge: &str, pool: Option<Ipv4Net>) -> Result<()> {
     let mut f = Failures::default();
     notify::status(&format!("removing firewall rules of {instance}"));
-    if let Some(n) = f.record(firewall::apply_down(instance)) {
+    if let Some(n) = f.record(crate::firewall::apply_down(firewall::backend(), instance)) {
         if n > 0 {
             log::info!("instance {instance}: firewall rules and chains removed");
         }

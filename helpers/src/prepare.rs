@@ -1,22 +1,17 @@
-//! `dockyard-prepare up|down`: account, directories and daemon.json before
-//! dockerd starts; leftover mounts and the stale socket after it stopped.
+//! `dockyard-prepare up|started|down`: account, directories and daemon.json
+//! before dockerd starts; its steady settings once it is up; leftover
+//! containers, mounts and the stale socket after it stopped.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use dockyard_model::contract::prepare::{self, Cleanup};
+use dockyard_model::contract::{self, Values};
+use dockyard_model::InstanceName;
 
 use crate::args::{self, Opts};
 use crate::dirs::{self, DirSpec, SocketState};
-use crate::error::{Error, Failures, Result};
+use crate::error::{Context, Error, Failures, Result};
 use crate::{bail, mounts, notify, state, users};
-
-const OPTIONS: &[&str] = &[
-    "instance",
-    "user",
-    "group",
-    "root",
-    "exec-root",
-    "config-file",
-    "daemon-option",
-];
 
 /// sun_path is 108 bytes including the terminating NUL.
 const SUN_PATH_MAX: usize = 107;
@@ -26,42 +21,46 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
     if argv.first().is_some_and(|a| a == "sysbox") {
         return crate::sysbox_user::main(argv.into_iter().skip(1).collect());
     }
-    let opts = args::parse(argv, OPTIONS, &["daemon-option"])?;
-    let action = opts.action(&["up", "down", "sysbox"])?;
-    let instance = args::instance_name(opts.required("instance")?)?;
+    let opts = args::parse(argv, prepare::OPTIONS)?;
+    let action = opts.action(&["up", "started", "down", "sysbox"])?;
+    let instance = contract::instance(&opts).map_err(args::usage)?;
+    if action == "started" {
+        let config = contract::abs_path(prepare::CONFIG_FILE, opts.required(prepare::CONFIG_FILE)?)
+            .map_err(args::usage)?;
+        return started(&instance, &config);
+    }
     // `down --instance NAME` alone: the values `up` recorded (the unit the
     // generator writes for a running instance whose conf is gone).
-    if action == "down" && OPTIONS[1..].iter().all(|o| opts.get(o).is_none()) {
-        let Some(recorded) = state::load(&instance, STATE)? else {
+    if action == "down" && opts.instance_only() {
+        let Some(recorded) = state::load(&instance, prepare::RECORD)? else {
             log::warn!("instance {instance}: no state recorded by prepare up; nothing to clean up");
             return Ok(());
         };
-        let value = |k: &str| recorded.get(k).map(String::as_str).unwrap_or("");
-        let root = args::abs_path("root", value("root"))?;
-        let exec_root = args::abs_path("exec-root", value("exec-root"))?;
-        down(&instance, root, exec_root)?;
-        return state::remove(&instance, STATE);
+        down(&Cleanup::parse(&recorded).map_err(args::usage)?)?;
+        return state::remove(&instance, prepare::RECORD);
     }
-    let root = args::abs_path("root", opts.required("root")?)?;
-    let exec_root = args::abs_path("exec-root", opts.required("exec-root")?)?;
+    let cleanup = Cleanup::parse(&opts).map_err(args::usage)?;
     if action == "up" {
-        let values = [
-            ("root", root.to_string_lossy().into_owned()),
-            ("exec-root", exec_root.to_string_lossy().into_owned()),
-        ];
-        up(&opts, &instance, root, exec_root)?;
-        state::save(&instance, STATE, &values)
+        up(&opts, &cleanup)?;
+        state::save(&instance, prepare::RECORD, &cleanup.record())
     } else {
-        down(&instance, root, exec_root)?;
-        state::remove(&instance, STATE)
+        down(&cleanup)?;
+        state::remove(&instance, prepare::RECORD)
     }
 }
 
-const STATE: &str = "prepare";
-
-/// The daemon.json object from `--daemon-option KEY=JSON` arguments; `{}`
-/// when there are none (dockerd rejects an empty file).
-pub fn daemon_json(options: &[&str]) -> Result<String> {
+/// daemon.json while dockerd starts, and `daemon.json.running` for after.
+///
+/// dockerd starts with `live-restore` on and is switched to off once it is
+/// up (`dockyard-prepare started`). On: at start-up, when it finds its stored
+/// default network and an address pool is set, a dockerd without
+/// live-restore deletes the interface named `docker0`, whatever `--bridge`
+/// says, and that is the host Docker's bridge (moby
+/// `daemon/daemon_unix.go`, `configureNetworking`, since 19.03). Off after
+/// start: on shutdown dockerd then stops the instance's containers, as an
+/// instance stop must, before its bridge and rules go away. dockerd reloads
+/// the setting on SIGHUP; it must be present (false) to be reloaded.
+pub fn daemon_json(options: &[&str]) -> Result<(String, String)> {
     let mut map = serde_json::Map::new();
     for o in options {
         let (k, v) = args::daemon_option(o)?;
@@ -71,22 +70,76 @@ pub fn daemon_json(options: &[&str]) -> Result<String> {
             )));
         }
     }
-    let mut s = serde_json::to_string_pretty(&serde_json::Value::Object(map))
-        .map_err(|e| Error::new(format!("cannot encode daemon.json: {e}")))?;
-    s.push('\n');
-    Ok(s)
+    let render = |live_restore: bool| -> Result<String> {
+        let mut m = map.clone();
+        m.insert(LIVE_RESTORE.into(), serde_json::Value::Bool(live_restore));
+        let mut s = serde_json::to_string_pretty(&serde_json::Value::Object(m))
+            .map_err(|e| Error::new(format!("cannot encode daemon.json: {e}")))?;
+        s.push('\n');
+        Ok(s)
+    };
+    Ok((render(true)?, render(false)?))
+}
+
+const LIVE_RESTORE: &str = "live-restore";
+
+fn running_config(config: &Path) -> PathBuf {
+    let mut p = config.as_os_str().to_owned();
+    p.push(".running");
+    PathBuf::from(p)
+}
+
+/// `ExecStartPost=`: dockerd is up; give it its steady settings (see
+/// [`daemon_json`]) and make it reload them. `$MAINPID` is dockerd.
+fn started(instance: &InstanceName, config: &Path) -> Result<()> {
+    let running = running_config(config);
+    if !running.exists() {
+        log::info!(
+            "instance {instance}: {} is already in place",
+            config.display()
+        );
+        return Ok(());
+    }
+    let pid: i32 = std::env::var("MAINPID")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .filter(|p| *p > 1)
+        .ok_or_else(|| {
+            Error::usage(
+                "$MAINPID is not set: dockyard-prepare started runs from the unit's ExecStartPost=",
+            )
+        })?;
+    std::fs::rename(&running, config)
+        .ctx(|| format!("cannot put {} in place", running.display()))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .ctx(|| {
+        format!(
+            "cannot signal dockerd (pid {pid}) to reload {}",
+            config.display()
+        )
+    })?;
+    log::info!(
+        "instance {instance}: dockerd (pid {pid}) reloads {}: live-restore off",
+        config.display()
+    );
+    Ok(())
 }
 
 fn socket_path(root: &std::path::Path) -> PathBuf {
     root.join("docker.sock")
 }
 
-fn up(opts: &Opts, instance: &str, root: PathBuf, exec_root: PathBuf) -> Result<()> {
-    let user = args::account_name("user", opts.required("user")?)?;
-    let group = args::account_name("group", opts.required("group")?)?;
-    let config = args::abs_path("config-file", opts.required("config-file")?)?;
-    let json = daemon_json(&opts.all("daemon-option"))?;
-    let sock = socket_path(&root);
+fn up(opts: &Opts, c: &Cleanup) -> Result<()> {
+    let (instance, root, exec_root) = (&c.instance, &c.root, &c.exec_root);
+    let user = args::account_name(prepare::USER.name, opts.required(prepare::USER)?)?;
+    let group = args::account_name(prepare::GROUP.name, opts.required(prepare::GROUP)?)?;
+    let config = contract::abs_path(prepare::CONFIG_FILE, opts.required(prepare::CONFIG_FILE)?)
+        .map_err(args::usage)?;
+    let (json, running_json) = daemon_json(&opts.values(prepare::DAEMON_OPTION))?;
+    let sock = socket_path(root);
     if sock.as_os_str().len() > SUN_PATH_MAX {
         return Err(Error::usage(format!(
             "--root {}: the socket path {} is {} bytes, over the 107-byte unix socket limit; choose a shorter root",
@@ -103,12 +156,12 @@ fn up(opts: &Opts, instance: &str, root: PathBuf, exec_root: PathBuf) -> Result<
         .ok()
         .flatten()
         .map(|u| u.uid.as_raw());
-    dirs::precheck(&root, "instance root", known_uid)?;
-    let ids = users::ensure(instance, &user, &group, &root)?;
+    dirs::precheck(root, "instance root", known_uid)?;
+    let ids = users::ensure(instance.as_str(), &user, &group, root)?;
     // root:<group> 0750 so group members can reach docker.sock; nothing in
     // it is owned by the instance user.
     dirs::ensure_dir(
-        &root,
+        root,
         &DirSpec {
             what: "instance root",
             uid: 0,
@@ -128,7 +181,7 @@ fn up(opts: &Opts, instance: &str, root: PathBuf, exec_root: PathBuf) -> Result<
         },
     )?;
     dirs::ensure_dir(
-        &exec_root,
+        exec_root,
         &DirSpec {
             what: "exec root",
             uid: 0,
@@ -137,6 +190,7 @@ fn up(opts: &Opts, instance: &str, root: PathBuf, exec_root: PathBuf) -> Result<
             tolerated_uid: None,
         },
     )?;
+    dirs::write_atomic(&running_config(&config), running_json.as_bytes())?;
     dirs::write_atomic(&config, json.as_bytes())?;
 
     match dirs::remove_stale_socket(&sock)? {
@@ -160,15 +214,30 @@ fn up(opts: &Opts, instance: &str, root: PathBuf, exec_root: PathBuf) -> Result<
     Ok(())
 }
 
-fn down(instance: &str, root: PathBuf, exec_root: PathBuf) -> Result<()> {
+fn down(c: &Cleanup) -> Result<()> {
+    let (instance, root) = (&c.instance, &c.root);
     let mut f = Failures::default();
     notify::status(&format!("cleaning up after dockerd of {instance}"));
-    if let Some(n) = f.record(mounts::unmount_below(&[exec_root, root.join("docker")])) {
+    // A dockerd that stopped normally stopped its containers. One that
+    // crashed left them running in its containerd, about to lose their
+    // bridge; and a restart would find them and keep them (it starts with
+    // live-restore on), broken. So whatever is left of them ends here.
+    if let Some(n) = f.record(end_leftover_containers(instance)) {
+        if n > 0 {
+            log::warn!(
+                "instance {instance}: ended {n} process(es) of containers its dockerd left running"
+            );
+        }
+    }
+    if let Some(n) = f.record(mounts::unmount_below(&[
+        c.exec_root.clone(),
+        root.join("docker"),
+    ])) {
         if n > 0 {
             log::info!("instance {instance}: detached {n} leftover mount(s)");
         }
     }
-    let sock = socket_path(&root);
+    let sock = socket_path(root);
     match f.record(dirs::remove_stale_socket(&sock)) {
         Some(SocketState::Removed) => log::info!("removed stale socket {}", sock.display()),
         Some(SocketState::InUse) => log::warn!(
@@ -183,18 +252,52 @@ fn down(instance: &str, root: PathBuf, exec_root: PathBuf) -> Result<()> {
     f.finish(&format!("cleanup of instance {instance}"))
 }
 
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Kills every process left in the instance's container slice (cgroup v2's
+/// `cgroup.kill`, which also reaches processes forking meanwhile); returns
+/// how many there were.
+fn end_leftover_containers(instance: &InstanceName) -> Result<usize> {
+    let slice = Path::new(CGROUP_ROOT).join(instance.container_cgroup());
+    if !slice.is_dir() {
+        return Ok(0);
+    }
+    let count = count_procs(&slice);
+    if count > 0 {
+        let kill = slice.join("cgroup.kill");
+        std::fs::write(&kill, "1").ctx(|| format!("cannot write {}", kill.display()))?;
+    }
+    Ok(count)
+}
+
+fn count_procs(dir: &Path) -> usize {
+    let own = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+    let below: usize = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(std::result::Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| count_procs(&e.path()))
+        .sum();
+    own + below
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn daemon_json_shapes() {
-        assert_eq!(daemon_json(&[]).unwrap(), "{}\n");
-        let j = daemon_json(&["log-level=\"warn\"", "debug=true", "mtu=1400"]).unwrap();
+        let (start, running) = daemon_json(&[]).unwrap();
+        assert_eq!(start, "{\n  \"live-restore\": true\n}\n");
+        assert_eq!(running, "{\n  \"live-restore\": false\n}\n");
+        let (j, _) = daemon_json(&["log-level=\"warn\"", "debug=true", "mtu=1400"]).unwrap();
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"log-level": "warn", "debug": true, "mtu": 1400})
+            serde_json::json!({"log-level": "warn", "debug": true, "mtu": 1400, "live-restore": true})
         );
         assert!(daemon_json(&["a=1", "a=2"]).unwrap_err().is_usage());
         assert!(daemon_json(&["a=nope"]).is_err());

@@ -38,30 +38,31 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::{fstatat, SFlag};
 use nix::unistd::{fchownat, Gid, Uid};
 
+use dockyard_model::contract::{self, sysbox, Opt, Values};
+
 use crate::args;
 use crate::bail;
 use crate::error::{Context, Error, Result};
 use crate::notify;
 use crate::subid;
 
-const OPTIONS: &[&str] = &["data-root", "subid-user", "subuid-file", "subgid-file"];
-
 pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
-    let opts = args::parse(argv, OPTIONS, &[])?;
+    let opts = args::parse(argv, sysbox::CHOWN_OPTIONS)?;
     if let Some(a) = &opts.action {
         return Err(Error::usage(format!("unexpected argument {a:?}")));
     }
-    let data_root = args::abs_path("data-root", opts.required("data-root")?)?;
-    let user = args::account_name("subid-user", opts.required("subid-user")?)?;
+    let path = |opt: Opt, default: Option<&str>| -> Result<PathBuf> {
+        let v = match default {
+            Some(d) => opts.value(opt).unwrap_or(d),
+            None => opts.required(opt)?,
+        };
+        contract::abs_path(opt, v).map_err(args::usage)
+    };
+    let data_root = path(sysbox::DATA_ROOT, None)?;
+    let user = args::account_name(sysbox::SUBID_USER.name, opts.required(sysbox::SUBID_USER)?)?;
     // Overrides exist for tests and unusual hosts; units use the defaults.
-    let subuid = args::abs_path(
-        "subuid-file",
-        opts.get("subuid-file").unwrap_or("/etc/subuid"),
-    )?;
-    let subgid = args::abs_path(
-        "subgid-file",
-        opts.get("subgid-file").unwrap_or("/etc/subgid"),
-    )?;
+    let subuid = path(sysbox::SUBUID_FILE, Some("/etc/subuid"))?;
+    let subgid = path(sysbox::SUBGID_FILE, Some("/etc/subgid"))?;
     let uid = offset(&subuid, &user)?;
     let gid = offset(&subgid, &user)?;
     Watcher::new(data_root, uid, gid)?.run()

@@ -27,6 +27,8 @@ use crate::args;
 use crate::bail;
 use crate::dirs;
 use crate::error::{Context, Error, Result};
+use dockyard_model::contract::{self, sysbox, Opt, Values};
+
 use crate::subid::{self, Range};
 use crate::users;
 
@@ -37,21 +39,21 @@ const DEFAULT_MIN: u32 = 100_000;
 const DEFAULT_MAX: u32 = u32::MAX;
 pub const MARKER: &str = "Dockyard sysbox subordinate ids";
 
-const OPTIONS: &[&str] = &["subid-user", "subuid-file", "subgid-file", "login-defs"];
-
 pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
-    let opts = args::parse(argv, OPTIONS, &[])?;
+    let opts = args::parse(argv, sysbox::USER_OPTIONS)?;
     if let Some(a) = &opts.action {
         return Err(Error::usage(format!(
             "dockyard-prepare sysbox: unexpected argument {a:?}"
         )));
     }
-    let user = args::account_name("subid-user", opts.required("subid-user")?)?;
+    let user = args::account_name(sysbox::SUBID_USER.name, opts.required(sysbox::SUBID_USER)?)?;
     // Overrides exist for tests and unusual hosts; the unit uses the defaults.
-    let file = |opt: &str, default: &str| args::abs_path(opt, opts.get(opt).unwrap_or(default));
-    let subuid = file("subuid-file", "/etc/subuid")?;
-    let subgid = file("subgid-file", "/etc/subgid")?;
-    let defs = file("login-defs", "/etc/login.defs")?;
+    let file = |opt: Opt, default: &str| {
+        contract::abs_path(opt, opts.value(opt).unwrap_or(default)).map_err(args::usage)
+    };
+    let subuid = file(sysbox::SUBUID_FILE, "/etc/subuid")?;
+    let subgid = file(sysbox::SUBGID_FILE, "/etc/subgid")?;
+    let defs = file(sysbox::LOGIN_DEFS, "/etc/login.defs")?;
     prepare(&user, &subuid, &subgid, &defs)
 }
 

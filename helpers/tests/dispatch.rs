@@ -59,7 +59,7 @@ fn actions_and_required_options_are_checked() {
     let r = run(Command::new(helper()).args(["network", "up", "--instance", "dy1"]));
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.contains("missing required option --bridge"),
+        r.stderr.contains("missing required option --bridge-cidr"),
         "{}",
         r.stderr
     );
@@ -73,7 +73,7 @@ fn actions_and_required_options_are_checked() {
     ]));
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.contains("missing required option --bridge"),
+        r.stderr.contains("missing required option --bridge-cidr"),
         "{}",
         r.stderr
     );

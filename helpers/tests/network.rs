@@ -7,13 +7,15 @@ use std::time::Instant;
 
 use common::{require_root, NetNs};
 
+/// The lines one instance tags with its name: 11 in its own chains, 7 in
+/// chains it shares (dockyard_model::firewall::Ruleset).
+const TAGGED: usize = 18;
+
 fn args<'a>(action: &'a str, inst: &'a str, net: u8, pool: &'a str) -> Vec<String> {
     vec![
         action.into(),
         "--instance".into(),
         inst.into(),
-        "--bridge".into(),
-        format!("{inst}_docker0"),
         "--bridge-cidr".into(),
         format!("172.22.{net}.1/24"),
         "--fixed-cidr".into(),
@@ -68,15 +70,20 @@ fn up_creates_bridge_address_and_rules_once() {
 
     let save1 = ns.ok(&["iptables-save"]);
     let mine = tagged(&save1, "dy1");
-    assert_eq!(mine.len(), 9, "7 rules + 2 jumps:\n{save1}");
+    assert_eq!(mine.len(), TAGGED, "{save1}");
     for want in [
-        "-A FORWARD -m comment --comment \"dockyard:dy1\" -j DOCKYARD-dy1",
+        "-A FORWARD -m comment --comment dockyard -j DOCKYARD-FORWARD",
+        "-A INPUT -m comment --comment dockyard -j DOCKYARD-INPUT",
+        "-A DOCKYARD-FORWARD -d 172.22.147.0/24 -m comment --comment \"dockyard:dy1\" -j DOCKYARD-dy1",
+        "-A DOCKYARD-FORWARD -s 172.22.147.0/24 -i dy1_docker0 -m comment --comment \"dockyard:dy1\" -j ACCEPT",
+        "-A DOCKYARD-INPUT -d 172.23.0.0/16 -m comment --comment \"dockyard:dy1\" -j DOCKYARD-dy1-IN",
+        "-A DOCKYARD-dy1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"dockyard:dy1\" -j ACCEPT",
+        "-A DOCKYARD-dy1 -m comment --comment \"dockyard:dy1\" -j DROP",
         "-A POSTROUTING -m comment --comment \"dockyard:dy1\" -j DOCKYARD-dy1",
-        "-A DOCKYARD-dy1 -o dy1_docker0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"dockyard:dy1\" -j ACCEPT",
         "-A DOCKYARD-dy1 -s 172.22.147.0/24 ! -o dy1_docker0 -m comment --comment \"dockyard:dy1\" -j MASQUERADE",
         "-A DOCKYARD-dy1 -s 172.23.0.0/16 ! -d 172.23.0.0/16 -m comment --comment \"dockyard:dy1\" -j MASQUERADE",
     ] {
-        assert!(mine.iter().any(|l| l == want), "missing {want}\n{save1}");
+        assert!(save1.lines().any(|l| l == want), "missing {want}\n{save1}");
     }
 
     // A restart: nothing changes, nothing is duplicated, nothing is written.
@@ -84,7 +91,7 @@ fn up_creates_bridge_address_and_rules_once() {
     let r = network(&ns, &up);
     eprintln!("MEASURE network up again (all present): {:?}", t1.elapsed());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("was already complete"), "{}", r.stderr);
+    assert!(r.stderr.contains("were already in place"), "{}", r.stderr);
     let save2 = ns.ok(&["iptables-save"]);
     assert_eq!(rules_only(&save1), rules_only(&save2));
     let addr2 = ns.ok(&["ip", "-4", "-o", "addr", "show", "dev", "dy1_docker0"]);
@@ -137,8 +144,13 @@ fn up_replaces_an_old_address_and_converges_duplicates() {
     );
     let save = ns.ok(&["iptables-save"]);
     let mine = tagged(&save, "dy1");
-    assert_eq!(mine.len(), 9, "{save}");
+    assert_eq!(mine.len(), TAGGED, "{save}");
     assert!(!save.contains("10.99.0.0/24"), "{save}");
+    // The old layout's jump from FORWARD straight to the instance is gone.
+    assert!(
+        !save.contains("-A FORWARD -m comment --comment \"dockyard:dy1\" -j DOCKYARD-dy1"),
+        "{save}"
+    );
 }
 
 #[test]
@@ -177,7 +189,7 @@ fn down_removes_only_this_instance() {
         ]);
     }
     let before10 = tagged(&ns.ok(&["iptables-save"]), "dy10");
-    assert_eq!(before10.len(), 9);
+    assert_eq!(before10.len(), TAGGED);
 
     let r = network(&ns, &args("down", "dy1", 147, "172.23.0.0/16"));
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -195,10 +207,20 @@ fn down_removes_only_this_instance() {
     assert!(!links.contains("br-x"), "{links}");
     assert!(links.contains("br-y"), "{links}");
     assert!(links.contains("dy10_docker0"), "{links}");
+    // dy10 still needs the shared chains.
+    assert!(save.contains(":DOCKYARD-FORWARD "), "{save}");
 
     // And again, now that nothing is left: still success.
     let r = network(&ns, &args("down", "dy1", 147, "172.23.0.0/16"));
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // The last instance out takes the shared chains and their jumps along.
+    let r = network(&ns, &args("down", "dy10", 148, "172.24.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let save = ns.ok(&["iptables-save"]);
+    assert!(
+        !save.contains("DOCKYARD") && !save.contains("dockyard"),
+        "{save}"
+    );
 }
 
 #[test]
@@ -233,18 +255,19 @@ fn up_refuses_a_non_bridge_and_bad_arguments() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("not a bridge"), "{}", r.stderr);
 
+    // An old unit's --bridge must name the instance's own bridge.
     let mut bad = args("up", "dy1", 147, "172.23.0.0/16");
-    bad[4] = "a_very_long_bridge0".into();
+    bad.extend(["--bridge".into(), "a_very_long_bridge0".into()]);
     let r = network(&ns, &bad);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--bridge"), "{}", r.stderr);
 
     let mut bad = args("up", "dy1", 147, "172.23.0.0/16");
-    bad[8] = "172.22.9.0/24".into(); // fixed-cidr outside the bridge subnet
+    bad[6] = "172.22.9.0/24".into(); // fixed-cidr outside the bridge subnet
     let r = network(&ns, &bad);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("not inside the bridge subnet"),
+        r.stderr.contains("not inside the bridge network"),
         "{}",
         r.stderr
     );
@@ -286,7 +309,11 @@ fn concurrent_instances_each_get_exactly_their_rules() {
     }
     let save = ns.ok(&["iptables-save"]);
     for i in 1..=6 {
-        assert_eq!(tagged(&save, &format!("dy{i}")).len(), 9, "dy{i}:\n{save}");
+        assert_eq!(
+            tagged(&save, &format!("dy{i}")).len(),
+            TAGGED,
+            "dy{i}:\n{save}"
+        );
     }
 }
 
@@ -324,11 +351,11 @@ fn legacy_iptables_backend_is_idempotent_too() {
     assert_eq!(go("up").code, 0);
     let r = go("up");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("was already complete"), "{}", r.stderr);
+    assert!(r.stderr.contains("were already in place"), "{}", r.stderr);
     let saved = ns.ok(&["iptables-legacy-save"]);
     assert_eq!(
         saved.lines().filter(|l| l.contains("dockyard:dy1")).count(),
-        9,
+        TAGGED,
         "{saved}"
     );
     assert_eq!(go("down").code, 0);
@@ -374,4 +401,44 @@ fn down_with_the_instance_name_alone_uses_what_up_recorded() {
         "{}",
         r.stderr
     );
+}
+
+/// dockerd brings back the networks in its store before it reads its flags:
+/// a changed conf must set the old store aside (never delete it).
+#[test]
+fn changed_networks_set_the_old_network_store_aside() {
+    if !require_root("changed_networks_set_the_old_network_store_aside") {
+        return;
+    }
+    let ns = NetNs::new();
+    let data = tempfile::tempdir().unwrap();
+    let root = data.path().join("docker");
+    let with_root = |net: u8, pool: &str| {
+        let mut a = args("up", "dykv", net, pool);
+        a.extend(["--data-root".into(), root.display().to_string()]);
+        a
+    };
+    assert_eq!(network(&ns, &with_root(151, "172.28.0.0/16")).code, 0);
+    let files = root.join("network/files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("local-kv.db"), "old store").unwrap();
+    // Same networks again: the store stays.
+    assert_eq!(network(&ns, &with_root(151, "172.28.0.0/16")).code, 0);
+    assert!(files.join("local-kv.db").exists());
+    // Another pool: set aside, said in the log, recorded anew.
+    let r = network(&ns, &with_root(151, "172.29.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("networks changed"), "{}", r.stderr);
+    assert!(!files.join("local-kv.db").exists());
+    let aside: Vec<_> = std::fs::read_dir(&files)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(aside[0].starts_with("local-kv.db.before-"), "{aside:?}");
+    let record = std::fs::read_to_string(root.join("network/dockyard-networks")).unwrap();
+    assert!(record.contains("pool=172.29.0.0/16\n"), "{record}");
+    let r = network(&ns, &args("down", "dykv", 151, "172.29.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }

@@ -140,20 +140,68 @@ fn up_creates_user_dirs_config_and_is_idempotent() {
     assert_eq!(owner_mode(&l.root), (0, gid, 0o750));
     assert_eq!(owner_mode(&l.root.join("docker")), (0, 0, 0o710));
     assert_eq!(owner_mode(&l.exec_root), (0, 0, 0o700));
+    // Live-restore on while dockerd starts (it would delete the host's
+    // docker0 otherwise), off in the file `started` puts in place.
     let json: serde_json::Value = serde_json::from_slice(&fs::read(&l.config).unwrap()).unwrap();
-    assert_eq!(json, serde_json::json!({"log-level": "warn", "mtu": 1400}));
+    assert_eq!(
+        json,
+        serde_json::json!({"log-level": "warn", "mtu": 1400, "live-restore": true})
+    );
+    let running = l.config.with_file_name("daemon.json.running");
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&running).unwrap()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"log-level": "warn", "mtu": 1400, "live-restore": false})
+    );
     assert!(!l.root.join("docker.sock").exists(), "stale socket removed");
 
     // Re-run (restart): same result; no options gives "{}".
     let r = prepare_up(&u, &l, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(fs::read_to_string(&l.config).unwrap(), "{}\n");
+    assert_eq!(
+        fs::read_to_string(&l.config).unwrap(),
+        "{\n  \"live-restore\": true\n}\n"
+    );
     assert_eq!(owner_mode(&l.root), (0, gid, 0o750));
     let names: Vec<_> = fs::read_dir(&l.exec_root)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(names.len(), 1, "no temp files left: {names:?}");
+    assert_eq!(names.len(), 2, "no temp files left: {names:?}");
+
+    // Once dockerd is up: the steady file replaces the start-up one and
+    // $MAINPID gets SIGHUP (a sleep here, which SIGHUP ends).
+    let mut dockerd = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let mut cmd = std::process::Command::new(common::helper());
+    cmd.args([
+        "prepare",
+        "started",
+        "--instance",
+        &u.instance,
+        "--config-file",
+    ])
+    .arg(&l.config)
+    .env("MAINPID", dockerd.id().to_string())
+    .env("DOCKYARD_LOG", "stderr");
+    let r = common::run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        fs::read_to_string(&l.config).unwrap(),
+        "{\n  \"live-restore\": false\n}\n"
+    );
+    assert!(!running.exists());
+    let status = dockerd.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(1),
+        "SIGHUP"
+    );
+    // Again (a restart of the ExecStartPost alone): nothing to do.
+    let r = common::run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.stderr);
 
     // A root the old bash tool chowned to the instance user is taken back,
     // but only that directory: its contents keep their owner.

@@ -1,6 +1,7 @@
 //! A validated instance: the conf's keys turned into typed values, with the
 //! origin of each so later checks (conflicts) can still name file and line.
 
+use crate::contract::network::Network;
 use crate::diag::{Diagnostic, Origin, Severity};
 use crate::ini::{Document, Entry};
 use crate::name::InstanceName;
@@ -13,6 +14,9 @@ use std::path::{Path, PathBuf};
 
 pub const SECTION_INSTANCE: &str = "Instance";
 pub const SECTION_DAEMON: &str = "Daemon";
+pub const SECTION_NETWORK: &str = "Network";
+/// `[Network] AllowFrom=`: who may open connections into the instance.
+pub const KEY_ALLOW_FROM: &str = "AllowFrom";
 
 const INSTANCE_KEYS: &[&str] = &[
     "Root",
@@ -50,6 +54,20 @@ pub struct DaemonOption {
     pub json: String,
 }
 
+/// One `AllowFrom=` word: another instance (resolved to its networks when
+/// all confs are loaded) or a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    Instance(InstanceName),
+    Net(Ipv4Net),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allow {
+    pub peer: Peer,
+    pub origin: Origin,
+}
+
 /// Where the values that other instances can collide with came from;
 /// `None` means the default was used.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +95,12 @@ pub struct Instance {
     pub docker_version: String,
     pub autostart: bool,
     pub daemon_options: Vec<DaemonOption>,
+    /// `AllowFrom=` as written; see [`Instance::allowed_nets`].
+    pub allow_from: Vec<Allow>,
+    /// The networks `allow_from` opens the instance to, peers resolved by
+    /// [`crate::load::load_dir`] (which knows every instance); a conf loaded
+    /// alone has only its literal networks here.
+    pub allowed_nets: Vec<Ipv4Net>,
     pub origins: Origins,
 }
 
@@ -99,6 +123,23 @@ impl Instance {
 
     pub fn uses_sysbox(&self) -> bool {
         self.runtime == Runtime::SysboxRunc
+    }
+
+    /// Its networks, as the other instances' `AllowFrom=` sees them.
+    pub fn own_nets(&self) -> [Ipv4Net; 2] {
+        [self.bridge.trunc(), self.pool]
+    }
+
+    /// What `dockyard-network` is told about this instance.
+    pub fn network(&self) -> Network {
+        Network {
+            instance: self.name.clone(),
+            bridge_cidr: self.bridge,
+            fixed: self.fixed,
+            pool: self.pool,
+            allow_from: self.allowed_nets.clone(),
+            data_root: Some(PathBuf::from(self.data_root())),
+        }
     }
 }
 
@@ -124,15 +165,18 @@ pub fn build(
     let mut diags = Vec::new();
     let mut values: BTreeMap<&str, &Entry> = BTreeMap::new();
     let mut daemon: BTreeMap<String, (&Entry, String)> = BTreeMap::new();
+    let mut allow_from: Vec<Allow> = Vec::new();
 
     for doc in docs {
         for (section, origin) in &doc.sections {
-            if !section.is_empty() && section != SECTION_INSTANCE && section != SECTION_DAEMON {
+            if !section.is_empty()
+                && ![SECTION_INSTANCE, SECTION_NETWORK, SECTION_DAEMON].contains(&section.as_str())
+            {
                 diags.push(Diagnostic::at(
                     origin,
                     Severity::Warning,
                     format!(
-                        "unknown section [{section}] ignored; sections are [Instance] and [Daemon]"
+                        "unknown section [{section}] ignored; sections are [Instance], [Network] and [Daemon]"
                     ),
                 ));
             }
@@ -156,6 +200,35 @@ pub fn build(
                     }
                     None => diags.push(unknown_key(entry)),
                 },
+                SECTION_NETWORK if entry.key == KEY_ALLOW_FROM => {
+                    // Like systemd's list settings: each line adds, an empty
+                    // value resets what came before (also from the main conf).
+                    if entry.value.is_empty() {
+                        allow_from.clear();
+                    }
+                    for word in entry.value.split_whitespace() {
+                        match allow_word(&name, word) {
+                            Ok(Some(peer)) => allow_from.push(Allow {
+                                peer,
+                                origin: entry.origin.clone(),
+                            }),
+                            Ok(None) => diags.push(Diagnostic::at(
+                                &entry.origin,
+                                Severity::Warning,
+                                format!("AllowFrom={word} names this instance; its own networks are always allowed"),
+                            )),
+                            Err(m) => diags.push(Diagnostic::at(&entry.origin, Severity::Error, m)),
+                        }
+                    }
+                }
+                SECTION_NETWORK => diags.push(Diagnostic::at(
+                    &entry.origin,
+                    Severity::Warning,
+                    format!(
+                        "unknown key {}= in [Network] ignored; the key there is {KEY_ALLOW_FROM}=",
+                        entry.key
+                    ),
+                )),
                 SECTION_DAEMON => match daemon_option(entry) {
                     Ok(json) => {
                         daemon.insert(entry.key.clone(), (entry, json));
@@ -380,6 +453,13 @@ pub fn build(
         .into_iter()
         .map(|(key, (_, json))| DaemonOption { key, json })
         .collect();
+    let allowed_nets = allow_from
+        .iter()
+        .filter_map(|a| match a.peer {
+            Peer::Net(n) => Some(n),
+            Peer::Instance(_) => None,
+        })
+        .collect();
     let instance = Instance {
         name,
         conf: conf.to_path_buf(),
@@ -393,9 +473,25 @@ pub fn build(
         docker_version,
         autostart,
         daemon_options,
+        allow_from,
+        allowed_nets,
         origins,
     };
     (Some(instance), diags)
+}
+
+/// One word of `AllowFrom=`: an instance name or an IPv4 network (any
+/// range: a site may let its own LAN in). `None` for the instance itself.
+fn allow_word(me: &InstanceName, word: &str) -> Result<Option<Peer>, String> {
+    if word.contains('/') || word.starts_with(|c: char| c.is_ascii_digit()) {
+        let net = parse_cidr(word).map_err(|m| format!("AllowFrom={word}: {m}"))?;
+        network::check_network_address(&net).map_err(|m| format!("AllowFrom={word}: {m}"))?;
+        return Ok(Some(Peer::Net(net)));
+    }
+    let peer = InstanceName::parse(word).map_err(|m| {
+        format!("AllowFrom={word}: neither a network (like 192.0.2.0/24) nor an instance name: {m}")
+    })?;
+    Ok((peer != *me).then_some(Peer::Instance(peer)))
 }
 
 /// Parses a CIDR key and applies its checks; the error is prefixed with
@@ -439,6 +535,10 @@ const RESERVED_DAEMON_KEYS: &[(&str, &str)] = &[
         "set PoolBase= and PoolSize= in [Instance]",
     ),
     ("iptables", "Dockyard owns the firewall rules"),
+    (
+        "live-restore",
+        "Dockyard turns it on while dockerd starts and off once it runs (dockyard.conf(5))",
+    ),
     ("ip6tables", "Dockyard owns the firewall rules"),
     ("ip-masq", "Dockyard owns the firewall rules"),
     ("containerd", "each instance runs its own containerd"),
@@ -600,7 +700,7 @@ mod tests {
         assert_eq!(
             diags,
             [
-                "/c/dy1.conf:6: warning: unknown section [Extra] ignored; sections are [Instance] and [Daemon]",
+                "/c/dy1.conf:6: warning: unknown section [Extra] ignored; sections are [Instance], [Network] and [Daemon]",
                 "/c/dy1.conf:4: warning: unknown key bridgecidr= in [Instance] ignored; did you mean BridgeCIDR=?",
                 "/c/dy1.conf:5: warning: unknown key Foo= in [Instance] ignored; known keys: Root, BridgeCIDR, FixedCIDR, PoolBase, PoolSize, Runtime, DockerVersion, Autostart",
             ]

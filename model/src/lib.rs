@@ -7,6 +7,7 @@
 //! rendered into units by the generator.
 
 pub mod conflict;
+pub mod contract;
 pub mod diag;
 pub mod firewall;
 pub mod ini;
@@ -20,6 +21,7 @@ pub mod parallel;
 pub mod paths;
 pub mod root;
 pub mod source;
+pub mod state;
 mod value;
 
 pub use diag::{Diagnostic, Severity};

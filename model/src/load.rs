@@ -108,15 +108,72 @@ pub fn load_dir(opts: &LoadOptions<'_>) -> Catalog {
     }
 
     let (accepted, conflicts) = conflict::resolve(candidates);
-    for d in &conflicts {
+    let (accepted, unknown_peers) = resolve_peers(accepted, opts.dir);
+    for d in conflicts.iter().chain(&unknown_peers) {
         catalog.skipped.push(Skipped {
             conf: d.path.clone(),
             reason: d.message.clone(),
         });
     }
     catalog.diagnostics.extend(conflicts);
+    catalog.diagnostics.extend(unknown_peers);
     catalog.instances = accepted;
     catalog
+}
+
+/// Turns every `AllowFrom=` instance name into that instance's networks.
+/// A name with no accepted instance refuses the conf that names it: opening
+/// an instance to a peer that is not there is a typo or an ordering mistake
+/// the admin must see, not a silent no-op. Refusals can cascade (a peer
+/// refused for its own unknown peer), so this repeats until nothing changes.
+fn resolve_peers(mut accepted: Vec<Instance>, dir: &Path) -> (Vec<Instance>, Vec<Diagnostic>) {
+    let mut refused = Vec::new();
+    loop {
+        let known: HashSet<InstanceName> = accepted.iter().map(|i| i.name.clone()).collect();
+        let before = accepted.len();
+        accepted.retain(|inst| {
+            let missing = inst.allow_from.iter().find(|a| match &a.peer {
+                instance::Peer::Instance(p) => !known.contains(p),
+                instance::Peer::Net(_) => false,
+            });
+            match missing {
+                Some(a) => {
+                    let instance::Peer::Instance(p) = &a.peer else {
+                        return true;
+                    };
+                    refused.push(Diagnostic::at(
+                        &a.origin,
+                        crate::Severity::Error,
+                        format!(
+                            "AllowFrom={p}: there is no instance {p} (no valid {}/{p}.conf); fix or remove the name",
+                            dir.display()
+                        ),
+                    ));
+                    false
+                }
+                None => true,
+            }
+        });
+        if accepted.len() == before {
+            break;
+        }
+    }
+    let nets: std::collections::HashMap<InstanceName, [ipnet::Ipv4Net; 2]> = accepted
+        .iter()
+        .map(|i| (i.name.clone(), i.own_nets()))
+        .collect();
+    for inst in &mut accepted {
+        let mut allowed = Vec::new();
+        for a in &inst.allow_from {
+            match &a.peer {
+                instance::Peer::Net(n) => allowed.push(*n),
+                instance::Peer::Instance(p) => allowed.extend(nets.get(p).into_iter().flatten()),
+            }
+        }
+        allowed.dedup();
+        inst.allowed_nets = allowed;
+    }
+    (accepted, refused)
 }
 
 /// Loads one conf with its drop-ins; the instance is `None` on any error.

@@ -70,9 +70,40 @@ impl InstanceName {
         format!("dockyard-{}.slice", self.0)
     }
 
+    /// Its slice in the cgroup tree: systemd nests `a-b.slice` in `a.slice`.
+    pub fn container_cgroup(&self) -> String {
+        format!("dockyard.slice/{}", self.container_slice())
+    }
+
     /// Tag carried by every firewall rule of this instance, for audits.
     pub fn firewall_tag(&self) -> String {
         format!("dockyard:{}", self.0)
+    }
+
+    /// Its own filter chain (who may enter its networks) and nat chain
+    /// (masquerade). xtables chain names are at most 28 bytes.
+    pub fn firewall_chain(&self) -> String {
+        format!("DOCKYARD-{}", self.0)
+    }
+
+    /// Its filter chain for the gateway addresses on the host (INPUT).
+    pub fn firewall_input_chain(&self) -> String {
+        format!("DOCKYARD-{}-IN", self.0)
+    }
+
+    /// `dy1_containerd.service`: the instance's own containerd, so dockerd
+    /// never falls back to a host containerd at /run/containerd.
+    pub fn containerd_unit(&self) -> String {
+        format!("{}_containerd.service", self.0)
+    }
+
+    /// The containerd's state and socket directory (its RuntimeDirectory).
+    pub fn containerd_run_dir(&self) -> String {
+        format!("/run/{}_containerd", self.0)
+    }
+
+    pub fn containerd_socket(&self) -> String {
+        format!("{}/containerd.sock", self.containerd_run_dir())
     }
 }
 
@@ -95,6 +126,14 @@ mod tests {
         assert_eq!(n.bridge(), "dy1_docker0");
         assert_eq!(n.unit(), "dy1_docker.service");
         assert_eq!(n.exec_root(), "/run/dy1_docker");
+        assert_eq!(n.containerd_socket(), "/run/dy1_containerd/containerd.sock");
+        assert!(
+            InstanceName::parse("abcdefg")
+                .expect("7")
+                .firewall_input_chain()
+                .len()
+                <= 28
+        );
         assert!(InstanceName::parse("abcdefg").expect("7").bridge().len() <= 15);
     }
 

@@ -39,3 +39,16 @@ pub fn sysbox_bin_dir(version: &str) -> String {
 pub fn helper(name: &str) -> String {
     format!("{LIBEXEC_DIR}/{name}")
 }
+
+/// Read-only data the package installs (`make install` builds with
+/// DOCKYARD_DATA_DIR set, as for the helpers).
+pub const DATA_DIR: &str = match option_env!("DOCKYARD_DATA_DIR") {
+    Some(dir) => dir,
+    None => "/usr/share/dockyard",
+};
+
+/// The containerd settings every instance's containerd starts with; paths
+/// and the socket are on each instance's command line.
+pub fn containerd_config() -> String {
+    format!("{DATA_DIR}/containerd.toml")
+}

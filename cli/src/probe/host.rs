@@ -1,9 +1,12 @@
 //! Host facts, each read in the least privileged way that works. A fact that
 //! needs root is `Err("needs root")` for callers to print, never a failure.
 
-use dockyard_model::firewall::{self, Saved, Spec};
+use dockyard_model::contract::network::{self, Network};
+use dockyard_model::contract::prepare::{self, Cleanup};
+use dockyard_model::firewall;
 use dockyard_model::instance::{Instance, VersionDefaults};
 use dockyard_model::load::{load_dir, LoadOptions};
+use dockyard_model::state;
 use dockyard_model::{manifest, paths, InstanceName};
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -20,8 +23,6 @@ pub fn sys_class_net() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(SYS_CLASS_NET))
 }
-/// Where the helpers record what `up` did (helpers/src/state.rs).
-pub const HELPER_STATE_DIR: &str = "/run/dockyard";
 pub const NEEDS_ROOT: &str = "unknown (needs root)";
 
 pub fn is_root() -> bool {
@@ -238,14 +239,21 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The live rules; reading them needs root (CAP_NET_ADMIN).
-pub fn iptables_save() -> Result<Saved, String> {
+/// The live rules, as the firewall backend reads them; that needs root
+/// (CAP_NET_ADMIN).
+pub fn live_rules() -> Result<String, String> {
     if !is_root() {
         return Err(NEEDS_ROOT.into());
     }
-    let prog = find_program("iptables-save")
-        .ok_or("unknown (iptables-save not found; install the iptables package)")?;
+    let read = firewall::backend().read_program();
+    let prog = find_program(read.name).ok_or_else(|| {
+        format!(
+            "unknown ({} not found; install the iptables package)",
+            read.name
+        )
+    })?;
     let out = Command::new(&prog)
+        .args(read.args)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("unknown (cannot run {}: {e})", prog.display()))?;
@@ -256,32 +264,20 @@ pub fn iptables_save() -> Result<Saved, String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    Ok(firewall::parse_save(&String::from_utf8_lossy(&out.stdout)))
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-pub fn spec_of(inst: &Instance) -> Spec {
-    Spec {
-        instance: inst.name.as_str().to_string(),
-        bridge: inst.name.bridge(),
-        fixed: inst.fixed,
-        pool: inst.pool,
-    }
+/// What `dockyard-network up` recorded for a running instance, e.g. after
+/// its conf was removed. A record that does not parse counts as none.
+pub fn recorded_network(name: &InstanceName) -> Option<Network> {
+    let record = state::load(name, network::RECORD).ok()??;
+    Network::parse(&record).ok()
 }
 
-/// The network values `dockyard-network up` recorded for a running
-/// instance (`/run/dockyard/NAME/network`), e.g. after its conf was removed.
-pub fn recorded_spec(name: &InstanceName) -> Option<Spec> {
-    let path = Path::new(HELPER_STATE_DIR)
-        .join(name.as_str())
-        .join("network");
-    let text = std::fs::read_to_string(path).ok()?;
-    let map: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
-    Some(Spec {
-        instance: name.as_str().to_string(),
-        bridge: map.get("bridge")?.to_string(),
-        fixed: map.get("fixed-cidr")?.parse().ok()?,
-        pool: map.get("pool")?.parse().ok()?,
-    })
+/// The root and exec-root `dockyard-prepare up` recorded.
+pub fn recorded_cleanup(name: &InstanceName) -> Option<Cleanup> {
+    let record = state::load(name, prepare::RECORD).ok()??;
+    Cleanup::parse(&record).ok()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

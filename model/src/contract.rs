@@ -1,0 +1,485 @@
+//! The helpers' command lines and what they record, defined once.
+//!
+//! The generator renders these into units, the helpers parse them, and the
+//! CLI calls `dockyard-network down` itself and reads the records back: all
+//! three go through the types here, so an option name, a value's check or a
+//! recorded key cannot differ between them. An option's name is also its key
+//! in the record (`/run/dockyard/NAME/network`), so what `up` was told is
+//! exactly what `down` finds when the conf is gone.
+
+use crate::name::InstanceName;
+use crate::network::parse_cidr;
+use ipnet::Ipv4Net;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+/// One helper option: `--NAME VALUE` on the command line, `NAME=VALUE` in a
+/// record. Repeatable options appear once per value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opt {
+    pub name: &'static str,
+    pub repeatable: bool,
+}
+
+const fn once(name: &'static str) -> Opt {
+    Opt {
+        name,
+        repeatable: false,
+    }
+}
+
+const fn many(name: &'static str) -> Opt {
+    Opt {
+        name,
+        repeatable: true,
+    }
+}
+
+pub const INSTANCE: Opt = once("instance");
+
+/// Where option values come from: a parsed command line or a record.
+pub trait Values {
+    /// The values given for `opt`, in order (empty when absent).
+    fn values(&self, opt: Opt) -> Vec<&str>;
+
+    fn value(&self, opt: Opt) -> Option<&str> {
+        self.values(opt).into_iter().next()
+    }
+}
+
+/// A value that does not fit its option, named so the caller can say which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadValue {
+    pub opt: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for BadValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BadValue {}
+
+fn bad(opt: Opt, message: impl fmt::Display) -> BadValue {
+    BadValue {
+        opt: opt.name,
+        message: format!("--{}: {message}", opt.name),
+    }
+}
+
+fn required(from: &dyn Values, opt: Opt) -> Result<&str, BadValue> {
+    from.value(opt).ok_or_else(|| BadValue {
+        opt: opt.name,
+        message: format!("missing required option --{}", opt.name),
+    })
+}
+
+pub fn instance(from: &dyn Values) -> Result<InstanceName, BadValue> {
+    InstanceName::parse(required(from, INSTANCE)?).map_err(|e| bad(INSTANCE, e))
+}
+
+/// An interface address with its prefix, e.g. `172.22.147.1/24`.
+fn interface_cidr(opt: Opt, s: &str) -> Result<Ipv4Net, BadValue> {
+    let net = parse_cidr(s).map_err(|e| bad(opt, e))?;
+    if net.prefix_len() < 31 && (net.addr() == net.network() || net.addr() == net.broadcast()) {
+        return Err(bad(
+            opt,
+            format!(
+                "{s}: {} is the network or broadcast address of {}; give the bridge a host address",
+                net.addr(),
+                net.trunc()
+            ),
+        ));
+    }
+    Ok(net)
+}
+
+/// A network, e.g. `172.23.0.0/16`: host bits must be zero so that what the
+/// admin wrote and what ends up in the rules are the same thing.
+fn network_cidr(opt: Opt, s: &str) -> Result<Ipv4Net, BadValue> {
+    let net = parse_cidr(s).map_err(|e| bad(opt, e))?;
+    if net.addr() != net.network() {
+        return Err(bad(
+            opt,
+            format!("{s}: host bits are set; did you mean {}?", net.trunc()),
+        ));
+    }
+    Ok(net)
+}
+
+/// Absolute, no `..` (it could climb out of where the admin meant), not `/`;
+/// `.` and repeated slashes are normalised away so prefix checks are exact.
+pub fn abs_path(opt: Opt, s: &str) -> Result<PathBuf, BadValue> {
+    let p = Path::new(s);
+    if !p.is_absolute() {
+        return Err(bad(opt, format!("{s:?} must be an absolute path")));
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Err(bad(opt, format!("{s:?} must not contain '..'")));
+    }
+    if p.components().all(|c| c == Component::RootDir) {
+        return Err(bad(opt, "must not be '/'"));
+    }
+    Ok(p.components().collect())
+}
+
+/// `dockyard-network up|down`: the instance's bridge, forwarding, firewall
+/// and the network store of its dockerd.
+pub mod network {
+    use super::*;
+
+    pub const BRIDGE_CIDR: Opt = once("bridge-cidr");
+    pub const FIXED_CIDR: Opt = once("fixed-cidr");
+    pub const POOL: Opt = once("pool");
+    pub const ALLOW_FROM: Opt = many("allow-from");
+    pub const DATA_ROOT: Opt = once("data-root");
+    /// Written by units of Dockyard 0.1; the bridge name is derived from the
+    /// instance name, so a value is only checked against it.
+    pub const LEGACY_BRIDGE: Opt = once("bridge");
+
+    pub const OPTIONS: &[Opt] = &[
+        INSTANCE,
+        BRIDGE_CIDR,
+        FIXED_CIDR,
+        POOL,
+        ALLOW_FROM,
+        DATA_ROOT,
+        LEGACY_BRIDGE,
+    ];
+
+    /// The record `up` leaves for `down`, `status` and `destroy`.
+    pub const RECORD: &str = "network";
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Network {
+        pub instance: InstanceName,
+        /// The bridge's own address with its prefix (`BridgeCIDR=`).
+        pub bridge_cidr: Ipv4Net,
+        /// Where dockerd hands out default-bridge addresses; inside the bridge.
+        pub fixed: Ipv4Net,
+        /// User-defined networks are carved from it.
+        pub pool: Ipv4Net,
+        /// Networks whose containers may open connections into this
+        /// instance (`AllowFrom=`, peers resolved to their networks).
+        pub allow_from: Vec<Ipv4Net>,
+        /// dockerd's `--data-root`; its network store must describe these
+        /// networks. `None` only in records and units of Dockyard 0.1.
+        pub data_root: Option<PathBuf>,
+    }
+
+    impl Network {
+        pub fn bridge(&self) -> String {
+            self.instance.bridge()
+        }
+
+        /// The bridge's network, e.g. 172.22.147.0/24 for 172.22.147.1/24.
+        pub fn bridge_net(&self) -> Ipv4Net {
+            self.bridge_cidr.trunc()
+        }
+
+        /// The options after the action word, the same for `up` and `down`
+        /// so that a stop always carries exactly what the start was given.
+        pub fn args(&self) -> Vec<String> {
+            let mut out = Vec::with_capacity(10 + 2 * self.allow_from.len());
+            for (opt, value) in self.pairs() {
+                out.push(format!("--{}", opt.name));
+                out.push(value);
+            }
+            out
+        }
+
+        /// `key=value` lines, as `up` records them.
+        pub fn record(&self) -> String {
+            let mut out = String::new();
+            for (opt, value) in self.pairs() {
+                if opt != INSTANCE {
+                    out.push_str(opt.name);
+                    out.push('=');
+                    out.push_str(&value);
+                    out.push('\n');
+                }
+            }
+            out
+        }
+
+        fn pairs(&self) -> Vec<(Opt, String)> {
+            let mut out = vec![
+                (INSTANCE, self.instance.to_string()),
+                (BRIDGE_CIDR, self.bridge_cidr.to_string()),
+                (FIXED_CIDR, self.fixed.to_string()),
+                (POOL, self.pool.to_string()),
+            ];
+            out.extend(self.allow_from.iter().map(|n| (ALLOW_FROM, n.to_string())));
+            if let Some(root) = &self.data_root {
+                out.push((DATA_ROOT, root.to_string_lossy().into_owned()));
+            }
+            out
+        }
+
+        /// Every value checked; `--fixed-cidr` must lie in the bridge's network
+        /// (dockerd refuses it otherwise, with a less helpful message).
+        pub fn parse(from: &dyn Values) -> Result<Network, BadValue> {
+            let instance = instance(from)?;
+            if let Some(b) = from.value(LEGACY_BRIDGE) {
+                if b != instance.bridge() {
+                    return Err(bad(
+                        LEGACY_BRIDGE,
+                        format!(
+                            "{b:?}: the bridge of instance {instance} is {}",
+                            instance.bridge()
+                        ),
+                    ));
+                }
+            }
+            let bridge_cidr = interface_cidr(BRIDGE_CIDR, required(from, BRIDGE_CIDR)?)?;
+            let fixed = network_cidr(FIXED_CIDR, required(from, FIXED_CIDR)?)?;
+            if !bridge_cidr.trunc().contains(&fixed) {
+                return Err(bad(
+                    FIXED_CIDR,
+                    format!(
+                        "{fixed} is not inside the bridge network {} (from --{} {bridge_cidr})",
+                        bridge_cidr.trunc(),
+                        BRIDGE_CIDR.name
+                    ),
+                ));
+            }
+            let pool = network_cidr(POOL, required(from, POOL)?)?;
+            let allow_from = from
+                .values(ALLOW_FROM)
+                .into_iter()
+                .map(|v| network_cidr(ALLOW_FROM, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            let data_root = from
+                .value(DATA_ROOT)
+                .map(|v| abs_path(DATA_ROOT, v))
+                .transpose()?;
+            Ok(Network {
+                instance,
+                bridge_cidr,
+                fixed,
+                pool,
+                allow_from,
+                data_root,
+            })
+        }
+    }
+}
+
+/// `dockyard-prepare up|started|down`: account, directories, daemon.json.
+pub mod prepare {
+    use super::*;
+
+    pub const USER: Opt = once("user");
+    pub const GROUP: Opt = once("group");
+    pub const ROOT: Opt = once("root");
+    pub const EXEC_ROOT: Opt = once("exec-root");
+    pub const CONFIG_FILE: Opt = once("config-file");
+    pub const DAEMON_OPTION: Opt = many("daemon-option");
+
+    pub const OPTIONS: &[Opt] = &[
+        INSTANCE,
+        USER,
+        GROUP,
+        ROOT,
+        EXEC_ROOT,
+        CONFIG_FILE,
+        DAEMON_OPTION,
+    ];
+
+    /// The record `up` leaves for `down` and for `status` / `destroy`.
+    pub const RECORD: &str = "prepare";
+
+    /// What `down` needs, and what `up` records of it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Cleanup {
+        pub instance: InstanceName,
+        pub root: PathBuf,
+        pub exec_root: PathBuf,
+    }
+
+    impl Cleanup {
+        pub fn args(&self) -> Vec<String> {
+            vec![
+                format!("--{}", INSTANCE.name),
+                self.instance.to_string(),
+                format!("--{}", ROOT.name),
+                self.root.to_string_lossy().into_owned(),
+                format!("--{}", EXEC_ROOT.name),
+                self.exec_root.to_string_lossy().into_owned(),
+            ]
+        }
+
+        pub fn record(&self) -> String {
+            format!(
+                "{}={}\n{}={}\n",
+                ROOT.name,
+                self.root.display(),
+                EXEC_ROOT.name,
+                self.exec_root.display()
+            )
+        }
+
+        pub fn parse(from: &dyn Values) -> Result<Cleanup, BadValue> {
+            Ok(Cleanup {
+                instance: instance(from)?,
+                root: abs_path(ROOT, required(from, ROOT)?)?,
+                exec_root: abs_path(EXEC_ROOT, required(from, EXEC_ROOT)?)?,
+            })
+        }
+    }
+}
+
+/// `dockyard-prepare sysbox` and `dockyard-sysbox-chown`: host-wide, not
+/// per instance. The file overrides exist for tests and unusual hosts.
+pub mod sysbox {
+    use super::*;
+
+    pub const DATA_ROOT: Opt = once("data-root");
+    pub const SUBID_USER: Opt = once("subid-user");
+    pub const SUBUID_FILE: Opt = once("subuid-file");
+    pub const SUBGID_FILE: Opt = once("subgid-file");
+    pub const LOGIN_DEFS: Opt = once("login-defs");
+
+    pub const CHOWN_OPTIONS: &[Opt] = &[DATA_ROOT, SUBID_USER, SUBUID_FILE, SUBGID_FILE];
+    pub const USER_OPTIONS: &[Opt] = &[SUBID_USER, SUBUID_FILE, SUBGID_FILE, LOGIN_DEFS];
+}
+
+/// A record as read back: `key=value` lines, keys being option names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    pairs: Vec<(String, String)>,
+    instance: String,
+}
+
+impl Record {
+    /// `instance` is the directory the record was found in: records do not
+    /// repeat it, and it is checked like any other value.
+    pub fn parse(instance: &InstanceName, text: &str) -> Record {
+        Record {
+            pairs: text
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            instance: instance.to_string(),
+        }
+    }
+}
+
+impl Values for Record {
+    fn values(&self, opt: Opt) -> Vec<&str> {
+        if opt == INSTANCE {
+            return vec![self.instance.as_str()];
+        }
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == opt.name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::network::*;
+    use super::*;
+
+    struct Argv(Vec<String>);
+
+    impl Values for Argv {
+        fn values(&self, opt: Opt) -> Vec<&str> {
+            let flag = format!("--{}", opt.name);
+            self.0
+                .windows(2)
+                .filter(|w| w[0] == flag)
+                .map(|w| w[1].as_str())
+                .collect()
+        }
+    }
+
+    fn dy1() -> Network {
+        Network {
+            instance: InstanceName::parse("dy1").expect("name"),
+            bridge_cidr: "172.22.147.1/24".parse().expect("net"),
+            fixed: "172.22.147.0/24".parse().expect("net"),
+            pool: "172.23.0.0/16".parse().expect("net"),
+            allow_from: vec!["172.20.1.0/24".parse().expect("net")],
+            data_root: Some(PathBuf::from("/var/lib/dockyard/dy1/docker")),
+        }
+    }
+
+    #[test]
+    fn args_and_record_round_trip() {
+        let n = dy1();
+        assert_eq!(Network::parse(&Argv(n.args())), Ok(n.clone()));
+        let rec = Record::parse(&n.instance, &n.record());
+        assert_eq!(Network::parse(&rec), Ok(n.clone()));
+        assert!(
+            n.record().contains("allow-from=172.20.1.0/24\n"),
+            "{}",
+            n.record()
+        );
+    }
+
+    #[test]
+    fn old_units_still_parse() {
+        // Dockyard 0.1 passed --bridge and no --data-root.
+        let argv: Vec<String> = "--instance dy1 --bridge dy1_docker0 --bridge-cidr 172.22.147.1/24 --fixed-cidr 172.22.147.0/24 --pool 172.23.0.0/16"
+            .split(' ')
+            .map(String::from)
+            .collect();
+        let n = Network::parse(&Argv(argv.clone())).expect("parses");
+        assert_eq!(n.data_root, None);
+        let mut wrong = argv;
+        wrong[3] = "eth0".into();
+        assert_eq!(
+            Network::parse(&Argv(wrong)).map_err(|e| e.opt),
+            Err("bridge")
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_option() {
+        let mut n = dy1().args();
+        let i = n
+            .iter()
+            .position(|a| a == "172.22.147.0/24")
+            .expect("fixed");
+        n[i] = "172.22.148.0/24".into();
+        let e = Network::parse(&Argv(n)).expect_err("outside the bridge");
+        assert_eq!(e.opt, "fixed-cidr");
+        assert!(e.message.contains("not inside the bridge network"), "{e}");
+        for (from, to, opt) in [
+            ("dy1", "Dy1", "instance"),
+            ("172.22.147.1/24", "172.22.147.0/24", "bridge-cidr"),
+            ("172.23.0.0/16", "172.23.1.0/16", "pool"),
+            ("172.20.1.0/24", "banana", "allow-from"),
+            ("/var/lib/dockyard/dy1/docker", "/x/../etc", "data-root"),
+        ] {
+            let argv: Vec<String> = dy1()
+                .args()
+                .into_iter()
+                .map(|a| if a == from { to.to_string() } else { a })
+                .collect();
+            assert_eq!(
+                Network::parse(&Argv(argv)).map_err(|e| e.opt),
+                Err(opt),
+                "{from} -> {to}"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_are_normalised_and_bounded() {
+        let opt = prepare::ROOT;
+        assert_eq!(
+            abs_path(opt, "/srv//dy1/./x/"),
+            Ok(PathBuf::from("/srv/dy1/x"))
+        );
+        for bad in ["dy1", "", "/", "//", "/dy1/../etc", "./x"] {
+            assert!(abs_path(opt, bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! An instance's firewall as data: the rules `dockyard-network up` puts in
+//! place, built once from the helper contract and handed to a backend that
+//! renders, parses and audits them. The helpers apply a backend's plans;
+//! `dockyard status`, `verify` and `destroy` audit through the same backend,
+//! so nothing outside the backend knows a rule's text.
+//!
+//! The policy, per instance (tenant isolation by default):
+//! - Only the instance itself may open connections into its networks (the
+//!   default bridge and the pool its user-defined networks come from), plus
+//!   the networks its `AllowFrom=` names. Replies always pass. That one rule,
+//!   enforced by every instance for its own networks, is also what keeps
+//!   instances from reaching each other: the sender's own rules never need
+//!   to know the others.
+//! - The same holds for the instance's gateway addresses on the host (INPUT),
+//!   but there the rules only drop: what they let through is still decided
+//!   by the host's own INPUT rules and policy.
+//! - Its containers may open connections to anything no instance claims, and
+//!   leave masqueraded.
+//!
+//! Shape: two chains shared by all instances, `DOCKYARD-FORWARD` (from
+//! FORWARD) and `DOCKYARD-INPUT` (from INPUT). Each instance puts in
+//! `DOCKYARD-FORWARD` one jump per network to its own admission chain, at
+//! the top, and one accept per network for what its containers send, at the
+//! bottom: every admission decision is taken before any sender's accept, in
+//! whatever order instances start. The verdicts are explicit (ACCEPT or
+//! DROP), so the host's FORWARD policy does not matter, whether ACCEPT or the
+//! DROP a host Docker sets. Masquerading stays in a per-instance nat chain.
+
+pub mod iptables;
+
+use crate::contract::network::Network;
+use crate::name::InstanceName;
+use ipnet::Ipv4Net;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    Filter,
+    Nat,
+}
+
+impl Table {
+    pub const ALL: [Table; 2] = [Table::Filter, Table::Nat];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Table::Filter => "filter",
+            Table::Nat => "nat",
+        }
+    }
+}
+
+/// What a rule tests. Only what Dockyard's own rules use.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Match {
+    Source {
+        net: Ipv4Net,
+        negated: bool,
+    },
+    Dest {
+        net: Ipv4Net,
+        negated: bool,
+    },
+    InIface(String),
+    OutIface {
+        iface: String,
+        negated: bool,
+    },
+    /// conntrack state RELATED or ESTABLISHED: replies to allowed connections.
+    Reply,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Return,
+    Masquerade,
+    Jump(String),
+}
+
+/// Whose a rule is; rendered as its comment (`dockyard:NAME`, `dockyard`),
+/// which is how an audit finds residue, also of instances whose conf is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Owner {
+    Instance(InstanceName),
+    /// Pieces every instance needs (the jumps to the shared chains).
+    Shared,
+}
+
+impl Owner {
+    pub fn tag(&self) -> String {
+        match self {
+            Owner::Instance(n) => n.firewall_tag(),
+            Owner::Shared => SHARED_TAG.to_string(),
+        }
+    }
+}
+
+pub const SHARED_TAG: &str = "dockyard";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rule {
+    /// In canonical order (sorted), so two rules with the same tests compare
+    /// equal however a backend printed them.
+    matches: Vec<Match>,
+    pub verdict: Verdict,
+    pub owner: Owner,
+}
+
+impl Rule {
+    pub fn new(mut matches: Vec<Match>, verdict: Verdict, owner: Owner) -> Rule {
+        matches.sort();
+        Rule {
+            matches,
+            verdict,
+            owner,
+        }
+    }
+
+    pub fn matches(&self) -> &[Match] {
+        &self.matches
+    }
+
+    pub fn jumps_to(&self, chain: &str) -> bool {
+        matches!(&self.verdict, Verdict::Jump(c) if c == chain)
+    }
+}
+
+/// A chain the instance owns whole: created, flushed and refilled as a unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub table: Table,
+    pub name: String,
+    pub rules: Vec<Rule>,
+}
+
+/// Where in a chain the instance does not own a rule of its must stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Before every rule that is not a jump (in a shared chain: before any
+    /// instance's accept); at the top of a built-in chain.
+    First,
+    /// After every jump (in a shared chain: after every admission jump).
+    Last,
+}
+
+/// One rule placed in a chain the instance shares with others or with the
+/// host (a built-in chain or a shared Dockyard chain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub table: Table,
+    pub chain: String,
+    pub place: Place,
+    pub rule: Rule,
+}
+
+/// A chain all instances share, reached from a built-in chain. It exists
+/// while any instance's rule is in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shared {
+    pub table: Table,
+    pub name: &'static str,
+    pub hook: &'static str,
+}
+
+pub const SHARED_FORWARD: Shared = Shared {
+    table: Table::Filter,
+    name: "DOCKYARD-FORWARD",
+    hook: "FORWARD",
+};
+
+pub const SHARED_INPUT: Shared = Shared {
+    table: Table::Filter,
+    name: "DOCKYARD-INPUT",
+    hook: "INPUT",
+};
+
+pub const SHARED: [Shared; 2] = [SHARED_FORWARD, SHARED_INPUT];
+
+impl Shared {
+    /// The jump from the built-in chain, tagged as nobody's in particular.
+    pub fn hook_link(&self) -> Link {
+        Link {
+            table: self.table,
+            chain: self.hook.to_string(),
+            place: Place::First,
+            rule: Rule::new(Vec::new(), Verdict::Jump(self.name.into()), Owner::Shared),
+        }
+    }
+
+    pub fn is(&self, table: Table, chain: &str) -> bool {
+        self.table == table && self.name == chain
+    }
+}
+
+pub fn is_shared(table: Table, chain: &str) -> bool {
+    SHARED.iter().any(|s| s.is(table, chain))
+}
+
+/// Everything one instance needs in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    pub instance: InstanceName,
+    pub chains: Vec<Chain>,
+    /// The instance's rules in chains it does not own, then the shared
+    /// chains' hooks.
+    pub links: Vec<Link>,
+}
+
+/// The names of the chains an instance owns (in every table).
+pub fn own_chains(instance: &InstanceName) -> [String; 2] {
+    [instance.firewall_chain(), instance.firewall_input_chain()]
+}
+
+impl Ruleset {
+    pub fn of(net: &Network) -> Ruleset {
+        let name = &net.instance;
+        let mine = || Owner::Instance(name.clone());
+        let rule = |m: Vec<Match>, v: Verdict| Rule::new(m, v, mine());
+        let src = |net: Ipv4Net| Match::Source {
+            net,
+            negated: false,
+        };
+        let dst = |net: Ipv4Net| Match::Dest {
+            net,
+            negated: false,
+        };
+        let own_nets = [net.bridge_net(), net.pool];
+        let admitted: Vec<Ipv4Net> = own_nets
+            .iter()
+            .chain(net.allow_from.iter())
+            .copied()
+            .collect();
+        let (forward, input) = (name.firewall_chain(), name.firewall_input_chain());
+
+        // Who may open a connection into the instance's networks.
+        let mut admission = vec![rule(vec![Match::Reply], Verdict::Accept)];
+        admission.extend(
+            admitted
+                .iter()
+                .map(|n| rule(vec![src(*n)], Verdict::Accept)),
+        );
+        admission.push(rule(Vec::new(), Verdict::Drop));
+
+        // Who may reach the instance's gateway addresses on the host. Only
+        // drops: the host's INPUT rules decide about everything returned.
+        let mut gateway = vec![
+            rule(vec![Match::InIface("lo".into())], Verdict::Return),
+            rule(vec![Match::Reply], Verdict::Return),
+        ];
+        gateway.extend(
+            admitted
+                .iter()
+                .map(|n| rule(vec![src(*n)], Verdict::Return)),
+        );
+        gateway.push(rule(Vec::new(), Verdict::Drop));
+
+        let masquerade = vec![
+            rule(
+                vec![
+                    src(net.fixed),
+                    Match::OutIface {
+                        iface: net.bridge(),
+                        negated: true,
+                    },
+                ],
+                Verdict::Masquerade,
+            ),
+            rule(
+                vec![
+                    src(net.pool),
+                    Match::Dest {
+                        net: net.pool,
+                        negated: true,
+                    },
+                ],
+                Verdict::Masquerade,
+            ),
+        ];
+
+        let link = |shared: Shared, place, rule| Link {
+            table: shared.table,
+            chain: shared.name.to_string(),
+            place,
+            rule,
+        };
+        let mut links = Vec::new();
+        for n in own_nets {
+            links.push(link(
+                SHARED_FORWARD,
+                Place::First,
+                rule(vec![dst(n)], Verdict::Jump(forward.clone())),
+            ));
+        }
+        // What the containers send: from the default bridge only through
+        // the bridge itself, so a source address alone does not pass.
+        links.push(link(
+            SHARED_FORWARD,
+            Place::Last,
+            rule(
+                vec![Match::InIface(net.bridge()), src(net.bridge_net())],
+                Verdict::Accept,
+            ),
+        ));
+        links.push(link(
+            SHARED_FORWARD,
+            Place::Last,
+            rule(vec![src(net.pool)], Verdict::Accept),
+        ));
+        for n in own_nets {
+            links.push(link(
+                SHARED_INPUT,
+                Place::First,
+                rule(vec![dst(n)], Verdict::Jump(input.clone())),
+            ));
+        }
+        links.push(Link {
+            table: Table::Nat,
+            chain: "POSTROUTING".into(),
+            place: Place::First,
+            rule: rule(Vec::new(), Verdict::Jump(forward.clone())),
+        });
+        links.extend(SHARED.iter().map(Shared::hook_link));
+
+        Ruleset {
+            instance: name.clone(),
+            chains: vec![
+                Chain {
+                    table: Table::Filter,
+                    name: forward.clone(),
+                    rules: admission,
+                },
+                Chain {
+                    table: Table::Filter,
+                    name: input,
+                    rules: gateway,
+                },
+                Chain {
+                    table: Table::Nat,
+                    name: forward,
+                    rules: masquerade,
+                },
+            ],
+            links,
+        }
+    }
+
+    /// How many rules (chain contents and links) make the whole set.
+    pub fn len(&self) -> usize {
+        self.chains.iter().map(|c| c.rules.len()).sum::<usize>() + self.links.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One line as a backend prints it, with the table it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub table: Table,
+    pub text: String,
+}
+
+impl fmt::Display for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// How the live rules of one instance compare with its [`Ruleset`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// Expected lines found exactly once.
+    pub ok: Vec<Line>,
+    pub missing: Vec<Line>,
+    /// Expected lines found more than once, with how often.
+    pub duplicated: Vec<(Line, usize)>,
+    /// Lines of the instance (tagged for it, in or jumping to its chains)
+    /// that are not expected.
+    pub stray: Vec<Line>,
+}
+
+impl Audit {
+    pub fn total(&self) -> usize {
+        self.ok.len() + self.missing.len() + self.duplicated.len()
+    }
+
+    /// Everything expected is there exactly once, and nothing else.
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty() && self.duplicated.is_empty() && self.stray.is_empty()
+    }
+
+    /// `present` (complete), `absent` (nothing of the instance; the shared
+    /// hooks alone do not count, other instances keep them), `stray` (only
+    /// unexpected lines), else `missing` or `duplicated`.
+    pub fn state(&self) -> &'static str {
+        let own_found = self
+            .ok
+            .iter()
+            .chain(self.duplicated.iter().map(|(l, _)| l))
+            .any(|l| !is_hook_line(l));
+        if self.is_complete() {
+            "present"
+        } else if !own_found && self.stray.is_empty() {
+            "absent"
+        } else if !own_found {
+            "stray"
+        } else if !self.missing.is_empty() {
+            "missing"
+        } else if !self.duplicated.is_empty() {
+            "duplicated"
+        } else {
+            "stray"
+        }
+    }
+}
+
+fn is_hook_line(l: &Line) -> bool {
+    SHARED
+        .iter()
+        .any(|s| l.table == s.table && l.text.ends_with(&format!("-j {}", s.name)))
+}
+
+/// The programs a backend runs: one read of the live rules, one write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Program {
+    pub name: &'static str,
+    pub args: &'static [&'static str],
+}
+
+/// A firewall implementation. Plans are text for one run of
+/// [`Backend::apply_program`], applied in one transaction per table; `None`
+/// means nothing to do. Everything takes the output of
+/// [`Backend::read_program`], so the pure part is testable without a kernel.
+pub trait Backend: Sync {
+    fn name(&self) -> &'static str;
+    fn read_program(&self) -> Program;
+    fn apply_program(&self) -> Program;
+    /// Brings the live rules to exactly `want` (and the shared chains it needs).
+    fn plan_up(&self, live: &str, want: &Ruleset) -> Option<String>;
+    /// Removes every trace of `instance`, and the shared chains when it was
+    /// the last one using them. Needs nothing but the name.
+    fn plan_down(&self, live: &str, instance: &InstanceName) -> Option<String>;
+    fn audit(&self, live: &str, want: &Ruleset) -> Audit;
+    /// Every line of `instance`, expected or not (networks unknown).
+    fn residue(&self, live: &str, instance: &InstanceName) -> Vec<Line>;
+}
+
+pub const IPTABLES: iptables::Iptables = iptables::Iptables;
+
+/// The backend used; a host-level choice arrives with the nftables backend.
+pub fn backend() -> &'static dyn Backend {
+    &IPTABLES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    pub(crate) fn net(name: &str, third: u8, pool: &str) -> Network {
+        Network {
+            instance: InstanceName::parse(name).expect("name"),
+            bridge_cidr: format!("172.22.{third}.1/24").parse().expect("net"),
+            fixed: format!("172.22.{third}.0/24").parse().expect("net"),
+            pool: pool.parse().expect("net"),
+            allow_from: Vec::new(),
+            data_root: Some(PathBuf::from(format!("/var/lib/dockyard/{name}/docker"))),
+        }
+    }
+
+    #[test]
+    fn ruleset_shape() {
+        let rs = Ruleset::of(&net("dy1", 147, "172.23.0.0/16"));
+        let names: Vec<(Table, &str)> = rs
+            .chains
+            .iter()
+            .map(|c| (c.table, c.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (Table::Filter, "DOCKYARD-dy1"),
+                (Table::Filter, "DOCKYARD-dy1-IN"),
+                (Table::Nat, "DOCKYARD-dy1")
+            ]
+        );
+        // Admission ends in an explicit drop, never the host's policy.
+        assert_eq!(
+            rs.chains[0].rules.last().map(|r| &r.verdict),
+            Some(&Verdict::Drop)
+        );
+        // The gateway chain never accepts: the host's INPUT rules decide.
+        assert!(rs.chains[1]
+            .rules
+            .iter()
+            .all(|r| r.verdict != Verdict::Accept));
+        let hooks = rs
+            .links
+            .iter()
+            .filter(|l| l.rule.owner == Owner::Shared)
+            .count();
+        assert_eq!(hooks, 2);
+        assert_eq!(rs.len(), 4 + 5 + 2 + 9);
+    }
+
+    #[test]
+    fn allowed_peers_are_admitted_in_both_chains() {
+        let mut n = net("dy2", 2, "172.25.0.0/16");
+        let peer: Ipv4Net = "172.22.1.0/24".parse().expect("net");
+        n.allow_from.push(peer);
+        let rs = Ruleset::of(&n);
+        let admits = |c: &Chain| {
+            c.rules.iter().any(|r| {
+                r.matches()
+                    == [Match::Source {
+                        net: peer,
+                        negated: false,
+                    }]
+            })
+        };
+        assert!(admits(&rs.chains[0]) && admits(&rs.chains[1]));
+        assert!(!admits(&rs.chains[2]));
+    }
+}
