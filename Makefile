@@ -31,9 +31,10 @@ HELPER_NAMES  = dockyard-network dockyard-prepare dockyard-sysbox-chown
 MAN5          = man/dockyard.conf.5
 MAN8          = man/dockyard-generator.8 man/dockyard-helper.8 man/dockyard.8
 
-# Generated units call the helpers by absolute path: build with the
-# directory they are installed to.
+# Generated units call the helpers and name the package's data files by
+# absolute path: build with the directories they are installed to.
 export DOCKYARD_LIBEXEC_DIR = $(LIBEXECDIR)
+export DOCKYARD_DATA_DIR = $(DATADIR)
 
 .PHONY: all build check test lint man-check verify-units lifecycle lifecycle-cli install uninstall bench clean quickstart
 
@@ -88,6 +89,7 @@ install: build
 	$(INSTALL) -m 0644 conf/examples/*.conf $(DESTDIR)$(DOCDIR)/examples/
 	$(INSTALL) -m 0644 conf/examples/dy1.conf.d/*.conf $(DESTDIR)$(DOCDIR)/examples/dy1.conf.d/
 	$(INSTALL) -m 0644 conf/artifacts.toml $(DESTDIR)$(DATADIR)/artifacts.toml
+	$(INSTALL) -m 0644 conf/containerd.toml $(DESTDIR)$(DATADIR)/containerd.toml
 	$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	# Completion scripts, generated from the command definitions.
 	$(RELEASE)/dockyard completions bash > $(DESTDIR)$(BASHCOMPDIR)/dockyard

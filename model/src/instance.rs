@@ -708,6 +708,29 @@ mod tests {
     }
 
     #[test]
+    fn allow_from_adds_per_line_and_an_empty_value_resets() {
+        let (inst, diags) = build_text(&format!(
+            "{MINIMAL}[Network]\nAllowFrom=dy2 10.9.0.0/16\nAllowFrom=\nAllowFrom=dy3\tdy4\n"
+        ));
+        assert!(diags.is_empty(), "{diags:?}");
+        let i = inst.expect("instance");
+        let peers: Vec<&Peer> = i.allow_from.iter().map(|a| &a.peer).collect();
+        assert_eq!(
+            peers,
+            [
+                &Peer::Instance(InstanceName::parse("dy3").expect("n")),
+                &Peer::Instance(InstanceName::parse("dy4").expect("n"))
+            ]
+        );
+        // Names are resolved by load_dir; a conf alone has its networks only.
+        let (inst, _) = build_text(&format!("{MINIMAL}[Network]\nAllowFrom=dy2 10.9.0.0/16\n"));
+        let i = inst.expect("instance");
+        assert_eq!(i.allowed_nets, ["10.9.0.0/16".parse::<Ipv4Net>().expect("net")]);
+        assert_eq!(i.network().allow_from, i.allowed_nets);
+        assert_eq!(i.allow_from[0].origin.line, 5);
+    }
+
+    #[test]
     fn empty_value_resets_to_default() {
         let (inst, diags) = build_text(&format!("{MINIMAL}Root=/dy1\nRoot=\n"));
         assert_eq!(diags.len(), 1, "{diags:?}"); // the override warning

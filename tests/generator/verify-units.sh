@@ -28,7 +28,9 @@ stand_in() {
     chmod 0755 "$root$1"
 }
 for version in 29.2.1; do
-    stand_in "/var/lib/dockyard/artifacts/docker/$version/bin/dockerd"
+    for bin in dockerd containerd; do
+        stand_in "/var/lib/dockyard/artifacts/docker/$version/bin/$bin"
+    done
 done
 for bin in sysbox-mgr sysbox-fs sysbox-runc; do
     stand_in "/var/lib/dockyard/artifacts/sysbox/0.6.7/bin/$bin"
@@ -37,7 +39,8 @@ done
 failed=0
 passed=0
 checked=0
-for case in one-instance three-instances runc-only autostart-no daemon-and-dropins; do
+# The last case must have dy1: the check below removes its dockerd.
+for case in one-instance three-instances runc-only autostart-no allow-from daemon-and-dropins; do
     units=$work/units/$case
     mkdir -p "$units"
     DOCKYARD_INSTANCES_DIR=$cases/$case/in DOCKYARD_ARTIFACTS_MANIFEST=$work/none \
