@@ -725,7 +725,10 @@ mod tests {
         // Names are resolved by load_dir; a conf alone has its networks only.
         let (inst, _) = build_text(&format!("{MINIMAL}[Network]\nAllowFrom=dy2 10.9.0.0/16\n"));
         let i = inst.expect("instance");
-        assert_eq!(i.allowed_nets, ["10.9.0.0/16".parse::<Ipv4Net>().expect("net")]);
+        assert_eq!(
+            i.allowed_nets,
+            ["10.9.0.0/16".parse::<Ipv4Net>().expect("net")]
+        );
         assert_eq!(i.network().allow_from, i.allowed_nets);
         assert_eq!(i.allow_from[0].origin.line, 5);
     }
