@@ -47,6 +47,11 @@ pub struct Artifact {
     pub arch: String,
     pub url: String,
     pub sha256: String,
+    /// The file's exact length in bytes. Optional, so that an admin's own
+    /// manifest without it still loads; when pinned, the installer refuses
+    /// a server announcing another length and never writes more than this.
+    #[serde(default)]
+    pub size: Option<u64>,
 }
 
 /// The manifest in force and the file it came from (for messages).
@@ -96,6 +101,19 @@ impl Manifest {
                         artifact.version,
                         artifact.arch,
                         artifact.sha256
+                    ),
+                ));
+            }
+            if artifact.size == Some(0) {
+                return Err(Diagnostic::error(
+                    source,
+                    None,
+                    format!(
+                        "artifact {} {} {}: size 0: write the file's length in bytes, or leave \
+                         size out",
+                        kind_name(artifact.kind),
+                        artifact.version,
+                        artifact.arch
                     ),
                 ));
             }
@@ -174,5 +192,21 @@ mod tests {
             .unwrap_err()
             .message
             .contains("64 lowercase hex"));
+    }
+
+    #[test]
+    fn size_is_optional_and_positive() {
+        let head = "[defaults]\ndocker = \"1.0\"\nsysbox = \"1.0\"\n[[artifact]]\nkind = \"docker\"\nversion = \"1.0\"\narch = \"x86_64\"\nurl = \"https://x/d.tgz\"\n";
+        let sha = format!("sha256 = \"{}\"\n", "a".repeat(64));
+        let without = Manifest::parse(&format!("{head}{sha}"), Path::new("m")).expect("no size");
+        assert_eq!(without.artifacts[0].size, None);
+        let with =
+            Manifest::parse(&format!("{head}{sha}size = 1048576\n"), Path::new("m")).expect("size");
+        assert_eq!(with.artifacts[0].size, Some(1 << 20));
+        let zero = Manifest::parse(&format!("{head}{sha}size = 0\n"), Path::new("m")).unwrap_err();
+        assert!(zero.message.contains("size 0"), "{zero}");
+        let negative =
+            Manifest::parse(&format!("{head}{sha}size = -1\n"), Path::new("m")).unwrap_err();
+        assert_eq!(negative.line, Some(10), "{negative}");
     }
 }
