@@ -599,11 +599,10 @@ fn run_tool(cmd: &mut Command) -> std::result::Result<(), String> {
 /// delete their data root.
 fn sysbox_cleanup(destroyed: &InstanceName) -> std::result::Result<Option<String>, String> {
     let remaining = host::known_instances();
-    if let Some(k) = remaining
+    if remaining
         .iter()
-        .find(|k| &k.name != destroyed && k.instance.as_ref().map_or(true, |i| i.uses_sysbox()))
+        .any(|k| &k.name != destroyed && k.instance.as_ref().map_or(true, |i| i.uses_sysbox()))
     {
-        let _ = k;
         return Ok(None);
     }
     let data = Path::new(paths::SYSBOX_DATA_DIR);

@@ -1,6 +1,6 @@
-//! `dockyard`: the admin's command. One subcommand per job; today only
-//! `install` (issue 4). The others (new, check, status, …; issue 5) become
-//! further variants of [`Command`], each in its own module.
+//! `dockyard`: the admin's command. One subcommand per job, each a variant
+//! of [`Command`] with its own module: install, new, check, import, status,
+//! verify, destroy, completions.
 
 mod check;
 mod completions;

@@ -56,18 +56,6 @@ pub fn push_exec_arg(out: &mut String, value: &str) {
     }
 }
 
-/// A whole command line from already-split arguments.
-pub fn exec_line(args: &[String]) -> String {
-    let mut out = String::new();
-    for (i, arg) in args.iter().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        push_exec_arg(&mut out, arg);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use dockyard_model::firewall::{Backend, Program, Ruleset};
 use dockyard_model::{state, InstanceName};
@@ -32,31 +32,25 @@ pub fn find_program(name: &str) -> Result<PathBuf> {
     )))
 }
 
-fn run(program: Program, input: Option<&str>) -> Result<String> {
+fn spawn(program: Program, input: bool) -> Result<Child> {
     let prog = find_program(program.name)?;
-    let mut child = Command::new(&prog)
+    Command::new(&prog)
         .args(program.args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if input { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .ctx(|| format!("cannot run {}", prog.display()))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .ctx(|| format!("cannot write rules to {}", prog.display()))?;
-    }
+        .ctx(|| format!("cannot run {}", prog.display()))
+}
+
+fn finish(program: Program, child: Child, input: Option<&str>) -> Result<String> {
     let out = child
         .wait_with_output()
-        .ctx(|| format!("waiting for {}", prog.display()))?;
+        .ctx(|| format!("waiting for {}", program.name))?;
     if !out.status.success() {
         return Err(Error::new(format!(
             "{} {} failed ({}): {}{}",
-            prog.display(),
+            program.name,
             program.args.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim(),
@@ -66,6 +60,16 @@ fn run(program: Program, input: Option<&str>) -> Result<String> {
         )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn run(program: Program, input: Option<&str>) -> Result<String> {
+    let mut child = spawn(program, input.is_some())?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin
+            .write_all(text.as_bytes())
+            .ctx(|| format!("cannot write rules to {}", program.name))?;
+    }
+    finish(program, child, input)
 }
 
 /// Held from the read to the write: a plan made from a stale read could
@@ -86,34 +90,54 @@ fn lock() -> Result<Flock<std::fs::File>> {
         .map_err(|(_, e)| Error::new(format!("cannot lock {}: {e}", path.display())))
 }
 
-/// Reads, plans and applies under the lock; returns how many lines the plan
-/// had (0: everything was already as planned).
-fn change(backend: &dyn Backend, plan: impl FnOnce(&str) -> Option<String>) -> Result<usize> {
-    let _held = lock()?;
-    let live = run(backend.read_program(), None)?;
-    match plan(&live) {
-        None => Ok(0),
-        Some(text) => {
-            log::debug!("{} input:\n{text}", backend.apply_program().name);
-            run(backend.apply_program(), Some(&text))?;
-            Ok(text.lines().count())
+/// A change begun: the lock is held and the live rules are being read.
+pub struct Change {
+    backend: &'static dyn Backend,
+    _held: Flock<std::fs::File>,
+    reading: Child,
+}
+
+pub fn begin(backend: &'static dyn Backend) -> Result<Change> {
+    let held = lock()?;
+    Ok(Change {
+        backend,
+        _held: held,
+        reading: spawn(backend.read_program(), false)?,
+    })
+}
+
+impl Change {
+    /// Plans from the live rules and applies; returns how many lines the
+    /// plan had (0: everything was already in place).
+    fn apply(self, plan: impl FnOnce(&str) -> Option<String>) -> Result<usize> {
+        let live = finish(self.backend.read_program(), self.reading, None)?;
+        match plan(&live) {
+            None => Ok(0),
+            Some(text) => {
+                log::debug!("{} input:\n{text}", self.backend.apply_program().name);
+                run(self.backend.apply_program(), Some(&text))?;
+                Ok(text.lines().count())
+            }
         }
     }
-}
 
-pub fn apply_up(backend: &dyn Backend, want: &Ruleset) -> Result<usize> {
-    change(backend, |live| backend.plan_up(live, want)).map_err(|e| {
-        Error::new(format!(
-            "adding the firewall rules of instance {} failed: {e}",
-            want.instance
-        ))
-    })
-}
+    pub fn up(self, want: &Ruleset) -> Result<usize> {
+        let backend = self.backend;
+        self.apply(|live| backend.plan_up(live, want)).map_err(|e| {
+            Error::new(format!(
+                "adding the firewall rules of instance {} failed: {e}",
+                want.instance
+            ))
+        })
+    }
 
-pub fn apply_down(backend: &dyn Backend, instance: &InstanceName) -> Result<usize> {
-    change(backend, |live| backend.plan_down(live, instance)).map_err(|e| {
-        Error::new(format!(
-            "removing the firewall rules of instance {instance} failed: {e}"
-        ))
-    })
+    pub fn down(self, instance: &InstanceName) -> Result<usize> {
+        let backend = self.backend;
+        self.apply(|live| backend.plan_down(live, instance))
+            .map_err(|e| {
+                Error::new(format!(
+                    "removing the firewall rules of instance {instance} failed: {e}"
+                ))
+            })
+    }
 }

@@ -63,8 +63,44 @@ fn down_from_record(instance: &InstanceName) -> Result<()> {
 
 pub fn up(net: &Network) -> Result<()> {
     let t0 = Instant::now();
+    let rules = Ruleset::of(net);
+    notify::status(&format!("setting up the network of {}", net.instance));
+    // Two independent halves, run side by side: the firewall is two
+    // processes (a read of the whole ruleset, one write) and dominates a
+    // bring-up; the bridge is a few netlink requests. Rules may name an
+    // interface before it exists, and a failed start runs `down` anyway.
+    let (bridge, changed) = std::thread::scope(|s| {
+        let firewall =
+            s.spawn(|| crate::firewall::begin(firewall::backend()).and_then(|c| c.up(&rules)));
+        let bridge = bridge_up(net);
+        let changed = firewall
+            .join()
+            .unwrap_or_else(|_| Err(crate::error::Error::new("the firewall thread panicked")));
+        (bridge, changed)
+    });
+    bridge?;
+    let changed = changed?;
+    log::info!(
+        "instance {}: bridge {} has {} and is up; {} firewall rules {} ({} ms)",
+        net.instance,
+        net.bridge(),
+        net.bridge_cidr,
+        rules.len(),
+        if changed == 0 {
+            "were already in place"
+        } else {
+            "put in place"
+        },
+        t0.elapsed().as_millis()
+    );
+    notify::status(&format!("network of {} is ready", net.instance));
+    Ok(())
+}
+
+/// The bridge with exactly its address, up; forwarding; dockerd's network
+/// store matching the networks.
+fn bridge_up(net: &Network) -> Result<()> {
     let bridge = net.bridge();
-    notify::status(&format!("setting up bridge {bridge}"));
     let mut nl = Netlink::open().ctx(|| "cannot open a netlink socket")?;
     let link = ensure_bridge(&mut nl, &bridge)?;
     ensure_address(&mut nl, link.index, &bridge, net.bridge_cidr)?;
@@ -76,23 +112,6 @@ pub fn up(net: &Network) -> Result<()> {
     if let Some(root) = &net.data_root {
         match_network_store(net, root)?;
     }
-
-    notify::status(&format!("adding firewall rules for {}", net.instance));
-    let rules = Ruleset::of(net);
-    let changed = crate::firewall::apply_up(firewall::backend(), &rules)?;
-    log::info!(
-        "instance {}: bridge {bridge} has {} and is up; {} firewall rules {} ({} ms)",
-        net.instance,
-        net.bridge_cidr,
-        rules.len(),
-        if changed == 0 {
-            "were already in place"
-        } else {
-            "put in place"
-        },
-        t0.elapsed().as_millis()
-    );
-    notify::status(&format!("network of {} is ready", net.instance));
     Ok(())
 }
 
@@ -208,7 +227,8 @@ fn enable_forwarding() -> Result<()> {
 pub fn down(instance: &InstanceName, bridge: &str, pool: Option<Ipv4Net>) -> Result<()> {
     let mut f = Failures::default();
     notify::status(&format!("removing firewall rules of {instance}"));
-    if let Some(n) = f.record(crate::firewall::apply_down(firewall::backend(), instance)) {
+    let change = crate::firewall::begin(firewall::backend());
+    if let Some(n) = f.record(change.and_then(|c| c.down(instance))) {
         if n > 0 {
             log::info!("instance {instance}: firewall rules and chains removed");
         }
