@@ -95,6 +95,7 @@ fn main() {
             version: DOCKER_VERSION,
             url: server.url("files", "docker.tgz"),
             sha256: digest.clone(),
+            size: Some(tgz.len() as u64),
         }],
     );
     let url = server.url("files", "docker.tgz");

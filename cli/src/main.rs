@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Fetch, verify and lay out Docker and sysbox binaries in the versioned store
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = EXIT_CODES_HELP, long_about = install::LONG_ABOUT)]
     Install(install::Args),
     /// Write a new instance's conf with networks nothing else uses
     #[command(after_help = new::EXIT_CODES_HELP)]

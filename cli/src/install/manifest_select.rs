@@ -17,6 +17,8 @@ pub struct Source {
     /// The last segment of the URL: the name in `--from DIR` and on disk.
     pub file_name: String,
     pub sha256: String,
+    /// The pinned length in bytes, when the manifest has one.
+    pub size: Option<u64>,
 }
 
 /// Everything that goes into one version directory of the store.
@@ -141,6 +143,7 @@ pub fn select(loaded: &Loaded, store_kind: Kind, version: &str, arch: &str) -> R
             url,
             file_name,
             sha256: a.sha256.clone(),
+            size: a.size,
         });
     }
     if sources.first().map(|s| s.kind) != Some(kinds[0]) {

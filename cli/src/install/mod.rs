@@ -10,7 +10,9 @@
 //! | module | owns |
 //! |---|---|
 //! | `manifest_select` | manifest in force, host arch, mirror, which artifacts |
-//! | `fetch` | HTTP(S) download with retries, or `--from DIR` |
+//! | `fetch` | HTTP(S) download with retries and resume, or `--from DIR` |
+//! | `limits` | connect, idle, rate and size bounds; the watch that applies them |
+//! | `tls` | the CA roots HTTPS trusts: built-in and the system store |
 //! | `verify` | sha256 while copying, mismatch messages |
 //! | `progress` | progress bar or plain lines |
 //! | `tar_take`, `unpack_tgz`, `unpack_deb` | safe extraction of only the needed binaries |
@@ -19,12 +21,14 @@
 //! | `pins` | which instances use which version |
 
 mod fetch;
+mod limits;
 mod lock;
 mod manifest_select;
 mod pins;
 mod progress;
 mod store;
 mod tar_take;
+mod tls;
 mod unpack_deb;
 mod unpack_tgz;
 mod verify;
@@ -36,27 +40,48 @@ use fetch::{Fetcher, Origin};
 use manifest_select::Selection;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use store::{Record, RecordedArtifact, State, Store};
 
-const INSTALL_FLAGS: [&str; 6] = [
+const INSTALL_FLAGS: [&str; 11] = [
     "version",
     "docker",
     "sysbox",
     "no_sysbox",
     "no_docker",
     "from",
+    "connect_timeout",
+    "idle_timeout",
+    "min_rate",
+    "rate_window",
+    "max_size",
 ];
 
-#[derive(clap::Args, Debug)]
-#[command(
-    long_about = "Fetches the Docker static build and the sysbox package pinned in the artifacts \
+/// `dockyard install --help`'s description (set on the subcommand in
+/// main.rs, whose doc comment would otherwise replace it).
+pub const LONG_ABOUT: &str =
+    "Fetches the Docker static build and the sysbox package pinned in the artifacts \
 manifest, checks their sha256, and lays the binaries out in the versioned store \
 (STORE/docker/VERSION/bin, STORE/sysbox/VERSION/bin) where the generated units run them. \
 Without arguments: the manifest's default Docker and sysbox versions. Installing what is \
 already installed and verified does no network I/O.\n\n\
 The manifest is /etc/dockyard/artifacts.toml when it exists, else the one built into \
-dockyard; its `mirror` replaces scheme and host of every URL."
-)]
+dockyard; its `mirror` replaces scheme and host of every URL.\n\n\
+Downloads have no overall deadline: one that keeps making progress runs to its end. It gives \
+up when no byte arrived for --idle-timeout, counted across reconnections (a connection silent \
+for half of it is re-opened), or when, once it has run for --rate-window, fewer bytes arrived \
+over the last window than --min-rate allows. \
+Connection failures, early ends and HTTP 5xx are retried; an interrupted download resumes \
+with a range request where the server supports it (also in the next run, after a kill), and \
+the whole file is checked against its sha256. No artifact is written beyond the manifest's \
+`size` for it, or beyond --max-size when it pins none; a server announcing another length \
+is refused before a byte is written, and so is a download the file system has no room for. \
+HTTPS trusts dockyard's built-in roots and the system CA store ($SSL_CERT_FILE and \
+$SSL_CERT_DIR when set, else the distribution's bundle, e.g. \
+/etc/ssl/certs/ca-certificates.crt); a plain http:// URL gets a warning. Progress: one \
+updating line on a terminal, else one line per artifact when it is done.";
+
+#[derive(clap::Args, Debug)]
 pub struct Args {
     /// Docker version to install [default: the manifest's default]
     #[arg(value_name = "VERSION", conflicts_with = "docker")]
@@ -89,6 +114,36 @@ pub struct Args {
     /// The artifact store
     #[arg(long, value_name = "DIR", default_value = paths::ARTIFACTS_DIR)]
     pub store: PathBuf,
+
+    /// Seconds to wait for each connection (suffixes ms, s, m)
+    #[arg(long, value_name = "SECS", env = "DOCKYARD_CONNECT_TIMEOUT",
+          default_value = limits::DEFAULT_CONNECT, value_parser = limits::parse_duration,
+          help_heading = "Download limits")]
+    pub connect_timeout: Duration,
+
+    /// Give up when nothing arrived for this long, across reconnections
+    #[arg(long, value_name = "SECS", env = "DOCKYARD_IDLE_TIMEOUT",
+          default_value = limits::DEFAULT_IDLE, value_parser = limits::parse_duration,
+          help_heading = "Download limits")]
+    pub idle_timeout: Duration,
+
+    /// Give up below this average rate in bytes/s (K, M suffixes; 0: never)
+    #[arg(long, value_name = "RATE", env = "DOCKYARD_MIN_RATE",
+          default_value = limits::DEFAULT_MIN_RATE, value_parser = limits::parse_bytes,
+          help_heading = "Download limits")]
+    pub min_rate: u64,
+
+    /// The window --min-rate is averaged over, in seconds
+    #[arg(long, value_name = "SECS", env = "DOCKYARD_RATE_WINDOW",
+          default_value = limits::DEFAULT_WINDOW, value_parser = limits::parse_duration,
+          help_heading = "Download limits")]
+    pub rate_window: Duration,
+
+    /// Largest artifact accepted when the manifest pins no size for it (K, M, G)
+    #[arg(long, value_name = "BYTES", env = "DOCKYARD_MAX_SIZE",
+          default_value = limits::DEFAULT_MAX_SIZE, value_parser = limits::parse_size,
+          help_heading = "Download limits")]
+    pub max_size: u64,
 
     /// List installed versions and the instances using each (confs in
     /// /etc/dockyard/instances.d or $DOCKYARD_INSTANCES_DIR)
@@ -142,21 +197,42 @@ fn install(args: &Args, store: &Store, loaded: &Loaded) -> Result<()> {
     }
     let origin = match &args.from {
         Some(dir) => Origin::Dir(dir.clone()),
-        None => Origin::Network(Fetcher::new()),
+        None => {
+            let limits = limits::Limits {
+                connect: args.connect_timeout,
+                idle: args.idle_timeout,
+                min_rate: args.min_rate,
+                window: args.rate_window,
+                max_size: args.max_size,
+            };
+            let https = selections
+                .iter()
+                .flat_map(|s| &s.sources)
+                .any(|s| tls::is_https(&s.url));
+            Origin::Network(Fetcher::new(limits, https))
+        }
     };
     store.ensure()?;
     let _lock = lock::StoreLock::acquire(&store.root)?;
-    let cleaned = store.clean_staging()?;
+    // Partial downloads of what this run installs are resumed; any other
+    // leftover goes.
+    let keep: Vec<&str> = selections
+        .iter()
+        .flat_map(|s| &s.sources)
+        .map(|s| s.sha256.as_str())
+        .collect();
+    let cleaned = store.clean_staging(&keep)?;
     if cleaned > 0 {
         eprintln!(
             "removed {cleaned} leftover staging director{} of an interrupted install",
             if cleaned == 1 { "y" } else { "ies" }
         );
     }
-    for selection in &selections {
-        install_one(store, &origin, selection, &loaded.source)?;
-    }
-    Ok(())
+    let result = selections
+        .iter()
+        .try_for_each(|selection| install_one(store, &origin, selection, &loaded.source));
+    store.tidy_partials();
+    result
 }
 
 fn install_one(store: &Store, origin: &Origin, sel: &Selection, manifest: &Path) -> Result<()> {
@@ -215,7 +291,19 @@ fn install_one(store: &Store, origin: &Origin, sel: &Selection, manifest: &Path)
     let mut artifacts = Vec::new();
     for source in &sel.sources {
         let download = staging.downloads.join(&source.file_name);
-        origin.fetch(source, &download, manifest)?;
+        let partial = store.partial_dir()?;
+        origin.fetch(source, &download, manifest, &partial)?;
+        if source.size.is_none() && matches!(origin, Origin::Network(_)) {
+            if let Ok(meta) = std::fs::metadata(&download) {
+                eprintln!(
+                    "note: {} pins no size for {}; add `size = {}` beside its sha256 to bound \
+                     the download by it",
+                    manifest.display(),
+                    source.file_name,
+                    meta.len()
+                );
+            }
+        }
         let taken = match source.kind {
             Kind::Sysbox => unpack_deb::unpack(&download, &staging.bin)?,
             k => unpack_tgz::unpack(k, &download, &staging.bin)?,
@@ -409,7 +497,7 @@ fn remove(store: &Store, loaded: &Loaded, spec: &str) -> Result<()> {
             ),
         ));
     }
-    store.clean_staging()?;
+    store.clean_staging(&[])?;
     store.remove(kind, version)?;
     println!(
         "removed {} {version} from {}",

@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 /// digest of every file, so a re-run can verify it without the network.
 pub const RECORD_FILE: &str = ".dockyard-artifact.toml";
 pub const STAGING_DIR: &str = ".staging";
+/// Inside `.staging`: downloads in progress, `SHA256.part`, kept across runs
+/// so that an interrupted download resumes.
+pub const PARTIAL_DIR: &str = "partial";
 pub const STORE_KINDS: [Kind; 2] = [Kind::Docker, Kind::Sysbox];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,9 +130,11 @@ impl Store {
         self.root.join(kind_name(kind)).join(version)
     }
 
-    /// Deletes what killed installs left in `.staging`. Call with the lock
-    /// held: then no staging directory belongs to a live install.
-    pub fn clean_staging(&self) -> Result<usize> {
+    /// Deletes what killed installs left in `.staging`, except the partial
+    /// downloads of the artifacts pinned by `keep` (their sha256): those
+    /// are resumed. Call with the lock held: then nothing there belongs to a
+    /// live install. Returns how many leftovers were removed.
+    pub fn clean_staging(&self, keep: &[&str]) -> Result<usize> {
         let dir = self.root.join(STAGING_DIR);
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -138,10 +143,13 @@ impl Store {
         };
         let mut cleaned = 0;
         for entry in entries {
-            let path = entry
-                .map_err(|e| Failure::io("cannot list", &dir, &e))?
-                .path();
-            let removed = if path.is_dir() {
+            let entry = entry.map_err(|e| Failure::io("cannot list", &dir, &e))?;
+            let path = entry.path();
+            if entry.file_name() == PARTIAL_DIR && path.is_dir() && !path.is_symlink() {
+                self.clean_partials(keep)?;
+                continue;
+            }
+            let removed = if path.is_dir() && !path.is_symlink() {
                 fs::remove_dir_all(&path)
             } else {
                 fs::remove_file(&path)
@@ -150,6 +158,43 @@ impl Store {
             cleaned += 1;
         }
         Ok(cleaned)
+    }
+
+    /// Where downloads in progress live (created on demand).
+    pub fn partial_dir(&self) -> Result<PathBuf> {
+        let dir = self.root.join(STAGING_DIR).join(PARTIAL_DIR);
+        mkdir(&dir)?;
+        Ok(dir)
+    }
+
+    fn clean_partials(&self, keep: &[&str]) -> Result<()> {
+        let dir = self.root.join(STAGING_DIR).join(PARTIAL_DIR);
+        let entries = fs::read_dir(&dir).map_err(|e| Failure::io("cannot list", &dir, &e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Failure::io("cannot list", &dir, &e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let wanted = name
+                .strip_suffix(".part")
+                .is_some_and(|sha| keep.contains(&sha));
+            let path = entry.path();
+            if wanted && path.is_file() && !path.is_symlink() {
+                continue;
+            }
+            let removed = if path.is_dir() && !path.is_symlink() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.map_err(|e| Failure::io("cannot remove the leftover", &path, &e))?;
+        }
+        self.tidy_partials();
+        Ok(())
+    }
+
+    /// Removes the partial directory when nothing is in it (best effort).
+    pub fn tidy_partials(&self) {
+        let _ = fs::remove_dir(self.root.join(STAGING_DIR).join(PARTIAL_DIR));
     }
 
     pub fn stage(&self, kind: Kind, version: &str) -> Result<Staging> {

@@ -5,12 +5,12 @@
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const DOCKER_VERSION: &str = "99.1.0";
 pub const SYSBOX_VERSION: &str = "0.9.1";
@@ -41,35 +41,118 @@ pub fn arch() -> &'static str {
 // ---------------------------------------------------------------- server
 
 /// Serves files by the last segment of the request path. The first path
-/// segment picks a behaviour:
-/// `/files/…` (or anything else) serve, `/missing/…` 404,
-/// `/flaky/…` 500 on the first request for that path then serve,
-/// `/truncate/…` announce the full length and send half, then close,
-/// `/slow/…` 32 KiB every 40 ms.
+/// segment is a comma-separated list of behaviours (anything unknown, e.g.
+/// `files`, just serves):
+///
+/// | behaviour | what the server does |
+/// |---|---|
+/// | `missing` | 404 |
+/// | `flaky` | 500 on the first request for that path, then serves |
+/// | `range` | says `Accept-Ranges: bytes` and answers `Range: bytes=N-` with 206 |
+/// | `badrange` | like `range`, but a 206 carries garbage of the right length |
+/// | `truncate` | announces the full length, sends half, closes ("dies mid-body") |
+/// | `truncate1` | `truncate` on the first request for that path only |
+/// | `slow` | 32 KiB every 40 ms |
+/// | `rate=N` | a steady N bytes/s (N/20 bytes every 50 ms) |
+/// | `trickle` | 64 bytes every 250 ms (256 B/s), never idle |
+/// | `no-response` | reads the request and never answers |
+/// | `stall-after-headers` | headers, then nothing |
+/// | `stall-mid-body` | headers and the body up to the file's middle, then nothing |
+/// | `endless` | no Content-Length: the file, then random bytes until the client goes |
+/// | `fakelen=N` | announces Content-Length N whatever the file's length |
+///
+/// A stalled connection is held until the client closes it (at most 120 s).
 pub struct Server {
     pub port: u16,
+    tls: bool,
     files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+/// One request the server saw.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub path: String,
+    pub range: Option<String>,
+    /// Body bytes the server wrote in answer.
+    pub sent: Arc<Mutex<u64>>,
+}
+
+/// Either side of a connection, plain or TLS, with its socket.
+trait Conn: Read + Write + Send {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Conn for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Conn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
+#[derive(Clone, Default)]
+struct State {
+    files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+    requests: Arc<Mutex<Vec<Request>>>,
 }
 
 impl Server {
     pub fn start() -> Server {
+        Server::spawn(None)
+    }
+
+    /// HTTPS with this certificate (DER) and PKCS#8 key (DER).
+    pub fn start_tls(cert: Vec<u8>, key: Vec<u8>) -> Server {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![rustls::pki_types::CertificateDer::from(cert)],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+            )
+            .expect("server certificate");
+        Server::spawn(Some(Arc::new(config)))
+    }
+
+    fn spawn(tls: Option<Arc<rustls::ServerConfig>>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let port = listener.local_addr().expect("addr").port();
-        let files: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
-        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let (f, h) = (files.clone(), hits.clone());
-        // Lives as long as the test process; every connection is bounded
-        // by the size of the file it serves.
+        let state = State::default();
+        let s = state.clone();
+        let is_tls = tls.is_some();
+        // Lives as long as the test process; every connection ends with the
+        // file it serves, the client going away, or the 120 s hold bound.
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (f, h) = (f.clone(), h.clone());
+                let (s, tls) = (s.clone(), tls.clone());
                 std::thread::spawn(move || {
-                    let _ = handle(stream, &f, &h);
+                    let conn: Box<dyn Conn> = match tls {
+                        Some(config) => match rustls::ServerConnection::new(config) {
+                            Ok(c) => Box::new(rustls::StreamOwned::new(c, stream)),
+                            Err(_) => return,
+                        },
+                        None => Box::new(stream),
+                    };
+                    let _ = handle(conn, &s);
                 });
             }
         });
-        Server { port, files, hits }
+        Server {
+            port,
+            tls: is_tls,
+            files: state.files,
+            hits: state.hits,
+            requests: state.requests,
+        }
     }
 
     pub fn add(&self, name: &str, data: Vec<u8>) {
@@ -77,7 +160,8 @@ impl Server {
     }
 
     pub fn url(&self, behaviour: &str, name: &str) -> String {
-        format!("http://127.0.0.1:{}/{behaviour}/{name}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/{behaviour}/{name}", self.port)
     }
 
     pub fn hits(&self, path: &str) -> usize {
@@ -87,66 +171,213 @@ impl Server {
     pub fn total_hits(&self) -> usize {
         self.hits.lock().unwrap().values().sum()
     }
+
+    /// The requests for `path`, in order.
+    pub fn requests(&self, path: &str) -> Vec<Request> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
 }
 
-fn handle(
-    stream: TcpStream,
-    files: &Mutex<HashMap<String, Vec<u8>>>,
-    hits: &Mutex<HashMap<String, usize>>,
-) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
+impl Request {
+    pub fn sent(&self) -> u64 {
+        *self.sent.lock().unwrap()
+    }
+}
+
+/// Waits until the client closes the connection (or 120 s).
+fn hold(conn: &mut dyn Conn) {
+    let _ = conn
+        .tcp()
+        .set_read_timeout(Some(Duration::from_millis(200)));
+    let until = Instant::now() + Duration::from_secs(120);
+    let mut buf = [0u8; 1024];
+    while Instant::now() < until {
+        match conn.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return,
         }
     }
+}
+
+fn handle(mut conn: Box<dyn Conn>, state: &State) -> std::io::Result<()> {
+    conn.tcp().set_read_timeout(Some(Duration::from_secs(10)))?;
+    // Read the request head byte by byte: no buffered reader may swallow
+    // bytes of the connection (TLS records, or the client's close).
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && !head.ends_with(b"\n\n") {
+        if conn.read(&mut byte)? == 0 {
+            return Ok(());
+        }
+        head.push(byte[0]);
+        if head.len() > 64 * 1024 {
+            return Ok(());
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = head.lines();
+    let request = lines.next().unwrap_or("");
     let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let range = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("range"))
+        .map(|(_, v)| v.trim().to_string());
+    let sent = Arc::new(Mutex::new(0u64));
+    state.requests.lock().unwrap().push(Request {
+        path: path.clone(),
+        range: range.clone(),
+        sent: sent.clone(),
+    });
     let count = {
-        let mut h = hits.lock().unwrap();
+        let mut h = state.hits.lock().unwrap();
         let c = h.entry(path.clone()).or_insert(0);
         *c += 1;
         *c
     };
-    let behaviour = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let behaviours: Vec<&str> = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .collect();
+    let has = |b: &str| behaviours.contains(&b);
+    let value = |key: &str| -> Option<u64> {
+        behaviours
+            .iter()
+            .find_map(|b| b.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+    };
     let name = path.rsplit('/').next().unwrap_or("");
-    let data = files.lock().unwrap().get(name).cloned();
-    let mut out = stream;
-    let status = |out: &mut TcpStream, code: &str| {
+    let data = state.files.lock().unwrap().get(name).cloned();
+    let status = |conn: &mut dyn Conn, code: &str| {
         write!(
-            out,
+            conn,
             "HTTP/1.1 {code}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )
     };
-    let data = match (behaviour, data) {
-        ("missing", _) | (_, None) => return status(&mut out, "404 Not Found"),
-        ("flaky", _) if count == 1 => return status(&mut out, "500 Internal Server Error"),
-        (_, Some(d)) => d,
+    let data = match data {
+        _ if has("missing") => return status(&mut *conn, "404 Not Found"),
+        None => return status(&mut *conn, "404 Not Found"),
+        _ if has("flaky") && count == 1 => return status(&mut *conn, "500 Internal Server Error"),
+        Some(d) => d,
     };
-    write!(
-        out,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        data.len()
-    )?;
-    match behaviour {
-        "truncate" => {
-            out.write_all(&data[..data.len() / 2])?;
-            out.flush()?;
-            // Closing with bytes still owed: the client sees an early EOF.
-            drop(out);
+    if has("no-response") {
+        hold(&mut *conn);
+        return Ok(());
+    }
+    let ranges = has("range") || has("badrange");
+    let start = match range.as_deref().and_then(|r| r.strip_prefix("bytes=")) {
+        Some(r) if ranges => r
+            .trim_end_matches('-')
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0),
+        _ => None,
+    };
+    if let Some(start) = start {
+        if start >= data.len() {
+            return status(&mut *conn, "416 Range Not Satisfiable");
         }
-        "slow" => {
-            for chunk in data.chunks(32 * 1024) {
-                out.write_all(chunk)?;
-                out.flush()?;
-                std::thread::sleep(Duration::from_millis(40));
+    }
+    let mut body: Vec<u8> = match start {
+        Some(s) => data[s..].to_vec(),
+        None => data.clone(),
+    };
+    if start.is_some() && has("badrange") {
+        body.iter_mut().for_each(|b| *b = !*b);
+    }
+    let accept = if ranges {
+        "Accept-Ranges: bytes\r\n"
+    } else {
+        ""
+    };
+    let length = match (value("fakelen"), has("endless")) {
+        (_, true) => String::new(),
+        (Some(n), _) => format!("Content-Length: {n}\r\n"),
+        (None, _) => format!("Content-Length: {}\r\n", body.len()),
+    };
+    match start {
+        Some(s) => write!(
+            conn,
+            "HTTP/1.1 206 Partial Content\r\nContent-Type: application/octet-stream\r\n{accept}Content-Range: bytes {s}-{}/{}\r\n{length}Connection: close\r\n\r\n",
+            data.len() - 1,
+            data.len()
+        )?,
+        None => write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n{accept}{length}Connection: close\r\n\r\n"
+        )?,
+    }
+    conn.flush()?;
+    if has("stall-after-headers") {
+        hold(&mut *conn);
+        return Ok(());
+    }
+    let truncate = has("truncate") || (has("truncate1") && count == 1);
+    if truncate {
+        body.truncate(body.len() / 2);
+    }
+    if has("stall-mid-body") {
+        // Always at the same point: the middle of the file.
+        let start = start.unwrap_or(0);
+        body.truncate((data.len() / 2).saturating_sub(start));
+    }
+    // Pace: (chunk, pause).
+    let pace = if let Some(rate) = value("rate") {
+        Some(((rate / 20).max(1) as usize, Duration::from_millis(50)))
+    } else if has("trickle") {
+        Some((64, Duration::from_millis(250)))
+    } else if has("slow") {
+        Some((32 * 1024, Duration::from_millis(40)))
+    } else {
+        None
+    };
+    let send = |conn: &mut dyn Conn, bytes: &[u8]| -> std::io::Result<()> {
+        conn.write_all(bytes)?;
+        *sent.lock().unwrap() += bytes.len() as u64;
+        Ok(())
+    };
+    match pace {
+        Some((chunk, pause)) => {
+            for piece in body.chunks(chunk) {
+                send(&mut *conn, piece)?;
+                conn.flush()?;
+                std::thread::sleep(pause);
             }
         }
-        _ => out.write_all(&data)?,
+        None => send(&mut *conn, &body)?,
     }
+    conn.flush()?;
+    if has("stall-mid-body") {
+        hold(&mut *conn);
+        return Ok(());
+    }
+    if has("endless") {
+        // Until the client goes away (a write fails), at most 4 GiB.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut junk = vec![0u8; 64 * 1024];
+        for _ in 0..65536 {
+            for b in junk.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            send(&mut *conn, &junk)?;
+        }
+    }
+    // Returning drops the connection: with bytes still owed (truncate), the
+    // client sees an early end (over TLS, one without close_notify).
     Ok(())
 }
 
@@ -310,6 +541,8 @@ pub struct Pin {
     pub version: &'static str,
     pub url: String,
     pub sha256: String,
+    /// `size = N` in the manifest when set.
+    pub size: Option<u64>,
 }
 
 pub fn manifest(path: &Path, mirror: Option<&str>, pins: &[Pin]) {
@@ -329,6 +562,9 @@ pub fn manifest(path: &Path, mirror: Option<&str>, pins: &[Pin]) {
             p.url,
             p.sha256
         ));
+        if let Some(size) = p.size {
+            text.push_str(&format!("size = {size}\n"));
+        }
     }
     std::fs::write(path, text).expect("write manifest");
 }
@@ -368,7 +604,8 @@ impl World {
             .args(args)
             .env("DOCKYARD_INSTANCES_DIR", &self.instances)
             .stdin(Stdio::null());
-        // The server is local: no proxy may stand in between.
+        // The server is local: no proxy may stand in between. And the
+        // tests choose the limits and the CA store, not the environment.
         for var in [
             "http_proxy",
             "https_proxy",
@@ -376,6 +613,13 @@ impl World {
             "HTTPS_PROXY",
             "ALL_PROXY",
             "all_proxy",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+            "DOCKYARD_CONNECT_TIMEOUT",
+            "DOCKYARD_IDLE_TIMEOUT",
+            "DOCKYARD_MIN_RATE",
+            "DOCKYARD_RATE_WINDOW",
+            "DOCKYARD_MAX_SIZE",
         ] {
             cmd.env_remove(var);
         }
@@ -437,4 +681,186 @@ pub fn read_all(mut r: impl Read) -> Vec<u8> {
     let mut v = Vec::new();
     r.read_to_end(&mut v).expect("read");
     v
+}
+
+// ------------------------------------------------------- hostile networks
+
+/// Incompressible bytes (xorshift), the same for the same seed.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A Docker tarball of about `len` bytes: `dockerd` is `len` bytes of
+/// noise, the other binaries stand-in scripts. Returns the binaries and
+/// the tarball.
+pub fn noise_docker(len: usize, seed: u64) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
+    let binaries: Vec<(String, Vec<u8>)> = DOCKER_BINARIES
+        .iter()
+        .map(|n| {
+            let data = if *n == "dockerd" {
+                noise(len, seed)
+            } else {
+                format!("#!/bin/sh\necho 'stand-in {n}'\n").into_bytes()
+            };
+            (n.to_string(), data)
+        })
+        .collect();
+    let tgz = docker_tgz(&binaries);
+    (binaries, tgz)
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { nix::libc::geteuid() == 0 }
+}
+
+/// A CA and a server certificate for 127.0.0.1 made with the openssl CLI,
+/// valid for two days. `None` (and a message) when openssl is missing.
+pub struct PrivateCa {
+    /// The CA certificate, PEM: what an admin adds to the system store.
+    pub ca_pem: PathBuf,
+    /// The server's certificate and PKCS#8 key, DER.
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl PrivateCa {
+    pub fn make(dir: &Path) -> Option<PrivateCa> {
+        let ok = |args: &[&str]| -> bool {
+            match Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+            {
+                Ok(out) if out.status.success() => true,
+                Ok(out) => {
+                    eprintln!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+                    false
+                }
+                Err(e) => {
+                    eprintln!("openssl: {e} (apt-get install openssl)");
+                    false
+                }
+            }
+        };
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write server.ext");
+        let steps: [&[&str]; 5] = [
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=Dockyard test private CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                "2",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-outform",
+                "DER",
+                "-out",
+                "server.der",
+            ],
+            &[
+                "pkcs8",
+                "-topk8",
+                "-nocrypt",
+                "-in",
+                "server.key",
+                "-outform",
+                "DER",
+                "-out",
+                "server.key.der",
+            ],
+            &["x509", "-in", "ca.pem", "-noout"],
+        ];
+        for step in steps {
+            if !ok(step) {
+                return None;
+            }
+        }
+        Some(PrivateCa {
+            ca_pem: dir.join("ca.pem"),
+            cert: std::fs::read(dir.join("server.der")).expect("server.der"),
+            key: std::fs::read(dir.join("server.key.der")).expect("server.key.der"),
+        })
+    }
+}
+
+/// Runs `sh -c SCRIPT sh ARGS…` in a private mount namespace (root only):
+/// mounts made there vanish with it.
+pub fn in_private_mounts(script: &str, args: &[&std::ffi::OsStr], envs: &[(&str, &Path)]) -> Run {
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+    ])
+    .args(args)
+    .stdin(Stdio::null());
+    for var in ["SSL_CERT_FILE", "SSL_CERT_DIR", "http_proxy", "https_proxy"] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    Run::from(cmd.output().expect("unshare (util-linux)"))
 }
