@@ -36,7 +36,7 @@ MAN8          = man/dockyard-generator.8 man/dockyard-helper.8 man/dockyard.8
 export DOCKYARD_LIBEXEC_DIR = $(LIBEXECDIR)
 export DOCKYARD_DATA_DIR = $(DATADIR)
 
-.PHONY: all build check test lint man-check verify-units lifecycle lifecycle-cli install uninstall bench clean quickstart
+.PHONY: all build check test lint man-check verify-units lifecycle lifecycle-cli lifecycle-isolation install uninstall bench clean quickstart
 
 all: build
 
@@ -72,7 +72,13 @@ lifecycle: build
 lifecycle-cli: build
 	LC_INSTALL_NO_BUILD=1 bash tests/lifecycle/cli_suite.sh
 
-check: lint test man-check verify-units lifecycle lifecycle-cli packages ansible-test
+# Issue 9's isolation tests (instances against each other, the outside and the
+# host's own Docker and containerd) in the same booted host; installs the .deb
+# built from this checkout, as suite.sh does.
+lifecycle-isolation: build
+	bash tests/lifecycle/isolation_suite.sh
+
+check: lint test man-check verify-units lifecycle lifecycle-cli lifecycle-isolation packages ansible-test
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
@@ -127,6 +133,7 @@ quickstart:
 bench: build
 	$(CARGO) bench --locked -p dockyard-generator --bench generator
 	$(CARGO) bench --locked -p dockyard-cli --bench install
+	$(CARGO) bench --locked -p dockyard-helpers --bench network
 
 clean:
 	$(CARGO) clean

@@ -15,12 +15,9 @@ HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$HERE/lib.sh"
-
-CONF_DIR=/etc/dockyard/instances.d
-SYSBOX_VERSION=0.6.7
-SYSBOX_BIN=/var/lib/dockyard/artifacts/sysbox/$SYSBOX_VERSION/bin
-SYSBOX_DATA=/var/lib/dockyard-sysbox
-SYSBOX_UNITS=(dockyard-sysbox-mgr.service dockyard-sysbox-fs.service dockyard-sysbox-chown.service)
+# sock, dk, write_conf, rules_exactly_once, install_dockyard, ... (shared with the other suites)
+# shellcheck source-path=SCRIPTDIR source=instance_lib.sh
+source "$HERE/instance_lib.sh"
 
 # Instance networks: all inside 172.16.0.0/12, none overlapping.
 declare -A BRIDGE=([dy1]=172.20.1.1/24 [dy2]=172.20.2.1/24 [dy3]=172.20.3.1/24 [dy4]=172.20.4.1/24
@@ -31,140 +28,6 @@ RUNNING=(dy1 dy2 dy3)
 # A [Daemon] value full of what systemd's command-line parser would otherwise
 # interpret: quotes, spaces, ';', '$', '%' and a backslash.
 LABEL='dockyard.test=a "b" c;d $HOME %n \x'
-
-# --- helpers -------------------------------------------------------------------------
-sock() { echo "/var/lib/dockyard/$1/docker.sock"; }
-# dk NAME ARGS...: the bundled docker CLI against instance NAME, bounded.
-dk() {
-    local n=$1; shift
-    lc_exec timeout 120 env DOCKER_HOST="unix://$(sock "$n")" "$LC_DOCKER_BIN/docker" "$@"
-}
-# write_conf NAME [extra [Instance] lines...]: a conf as an admin would write it.
-write_conf() {
-    local n=$1; shift
-    {
-        printf '[Instance]\nBridgeCIDR=%s\nPoolBase=%s\nDockerVersion=%s\n' \
-            "${BRIDGE[$n]}" "${POOL[$n]}" "$LC_DOCKER_VERSION"
-        printf '%s\n' "$@"
-    } | lc_exec sh -c "mkdir -p $CONF_DIR && cat >$CONF_DIR/$n.conf"
-}
-active() { [[ $(lc_exec systemctl is-active "$1" 2>/dev/null || true) == active ]]; }
-inactive() { [[ $(lc_exec systemctl is-active "$1" 2>/dev/null || true) == inactive ]]; }
-wait_active() { lc__wait_for "${2:-60}" active "$1" || lc_fail "$1 not active after ${2:-60}s: $(unit_state "$1")"; }
-unit_state() {
-    lc_exec systemctl show -p LoadState -p ActiveState -p SubState -p Result "$1" 2>&1 | tr '\n' ' '
-    echo
-    lc_exec journalctl -q --no-pager -n 15 -u "$1" 2>&1 || true
-}
-# The instance's firewall lines (jumps and rules carry the comment dockyard:NAME).
-rules() { lc_exec iptables-save | grep -E "dockyard:$1(\"| |\$)" || true; }
-# Exactly the two jumps and seven rules of helpers/README.md, each exactly once.
-rules_exactly_once() {
-    local n=$1 r dups
-    r=$(rules "$n")
-    dups=$(sort <<<"$r" | uniq -d)
-    [[ -z $dups ]] || lc_fail "$n: duplicated firewall lines: $dups"
-    [[ $(grep -c . <<<"$r") == 9 ]] || lc_fail "$n: expected 9 firewall lines (2 jumps + 7 rules), got:
-$r"
-    [[ $(grep -c -- "-j DOCKYARD-$n" <<<"$r") == 2 ]] || lc_fail "$n: expected 2 jumps to DOCKYARD-$n: $r"
-}
-no_rules() {
-    local r
-    r=$(lc_exec iptables-save | grep -E "dockyard:$1(\"| |\$)|DOCKYARD-$1( |\$)" || true)
-    [[ -z $r ]] || lc_fail "$1: firewall lines left: $r"
-}
-link_exists() { lc_exec ip link show "$1" >/dev/null 2>&1; }
-# A busybox container run on instance NAME, bounded.
-run_in() { local n=$1; shift; dk "$n" run --rm "$LC_IMAGE" "$@"; }
-main_pid() { lc_exec systemctl show -p MainPID --value "$1"; }
-
-# --- install ---------------------------------------------------------------------------
-install_dockyard() {
-    local t0
-    t0=$(lc__now)
-    # Installed the way an admin installs it: the .deb built from this checkout
-    # (packaging/deb/build.sh, lintian-checked), with apt-get inside the booted
-    # host, so every test here also tests the package. LC_DEB=FILE uses a .deb
-    # built beforehand.
-    local deb=${LC_DEB:-}
-    if [[ -z $deb ]]; then
-        "$REPO/packaging/deb/build.sh" >"$LC_WORK/logs/build-deb.log" 2>&1 ||
-            { tail -n 20 "$LC_WORK/logs/build-deb.log" >&2; lc_die "packaging/deb/build.sh failed"; return 1; }
-        deb=$(sed -n 's/^build-deb: \(.*\.deb\)$/\1/p' "$LC_WORK/logs/build-deb.log")
-    fi
-    [[ -f $deb ]] || { lc_die "no .deb to install (${deb:-none})"; return 1; }
-    lc_copy_in "$deb" /var/cache/dockyard.deb
-    lc_exec env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /var/cache/dockyard.deb >"$LC_WORK/logs/apt-install.log" 2>&1 ||
-        { tail -n 20 "$LC_WORK/logs/apt-install.log" >&2; lc_die "apt-get install of the .deb failed"; return 1; }
-    install_artifacts
-    lc_exec systemctl daemon-reload
-    lc_log "installed into $LC_ROOT in $(lc__elapsed "$t0")s"
-}
-
-# --- artifacts -------------------------------------------------------------------------
-# Docker and sysbox reach the host as in production: `dockyard install` fetches them,
-# sha256-verified, from the URLs of an artifacts manifest. Here the "mirror" is a
-# fixture HTTP server in the upstream namespace (http://192.0.2.1:8081) serving a Docker
-# static tarball in Docker's layout, made from the rootfs's Debian binaries, and a
-# sysbox .deb holding the test doubles of tests/doubles (real sysbox cannot be
-# downloaded here; the doubles speak sd_notify like the real daemons, and the runc
-# double execs runc, so containers on a sysbox instance really run).
-MIRROR=http://192.0.2.1:8081
-serve_artifacts() {
-    local dir=$LC_WORK/mirror stage=$LC_WORK/mirror-stage v=$LC_DOCKER_VERSION arch b
-    arch=$(uname -m)
-    mkdir -p "$dir" "$stage/docker" "$stage/sysbox/usr/bin" "$stage/sysbox/DEBIAN"
-    cp "$LC_ROOTFS/var/lib/dockyard/artifacts/docker/$v/bin/"* "$stage/docker/"
-    tar -C "$stage" -czf "$dir/docker-$v.tgz" docker
-    cargo build -q --release --locked -p dockyard-test-doubles --manifest-path "$REPO/Cargo.toml"
-    for b in sysbox-mgr sysbox-fs sysbox-runc; do
-        install -m 0755 "${CARGO_TARGET_DIR:-$REPO/target}/release/$b-double" "$stage/sysbox/usr/bin/$b"
-    done
-    printf 'Package: sysbox-ce\nVersion: %s-0\nArchitecture: %s\nMaintainer: Dockyard tests <dev@dockyard.invalid>\nDescription: Dockyard test doubles standing in for sysbox (not sysbox)\n' \
-        "$SYSBOX_VERSION" "$(dpkg --print-architecture)" >"$stage/sysbox/DEBIAN/control"
-    local sysbox_deb=sysbox-ce_$SYSBOX_VERSION-0.linux_$(dpkg --print-architecture).deb
-    dpkg-deb --root-owner-group -Zxz --build "$stage/sysbox" "$dir/$sysbox_deb" >/dev/null
-    cat >"$LC_WORK/artifacts.toml" <<TOML
-# Written by tests/lifecycle/suite.sh: the fixture mirror's artifacts.
-[defaults]
-docker = "$v"
-sysbox = "$SYSBOX_VERSION"
-
-[[artifact]]
-kind = "docker"
-version = "$v"
-arch = "$arch"
-url = "$MIRROR/docker-$v.tgz"
-sha256 = "$(sha256sum "$dir/docker-$v.tgz" | cut -d' ' -f1)"
-
-[[artifact]]
-kind = "sysbox"
-version = "$SYSBOX_VERSION"
-arch = "$arch"
-url = "$MIRROR/$sysbox_deb"
-sha256 = "$(sha256sum "$dir/$sysbox_deb" | cut -d' ' -f1)"
-TOML
-    # Bound to the upstream address only; ended with the namespace by lc_cleanup.
-    ip netns exec "$LC_NETNS" setsid python3 -m http.server 8081 --bind 192.0.2.1 --directory "$dir" \
-        >"$LC_WORK/logs/mirror.log" 2>&1 </dev/null &
-    disown
-    local deadline=$((SECONDS + 15))
-    until ip netns exec "$LC_NETNS" bash -c 'exec 3<>/dev/tcp/192.0.2.1/8081' 2>/dev/null; do
-        ((SECONDS < deadline)) || { lc_die "the fixture mirror did not start: $(tail -n 3 "$LC_WORK/logs/mirror.log")"; return 1; }
-        sleep 0.2
-    done
-}
-
-install_artifacts() {
-    serve_artifacts
-    # The cached rootfs has Debian's binaries pre-laid out for the harness's own smoke
-    # test; the installer refuses a version directory it did not make.
-    lc_exec rm -rf /var/lib/dockyard/artifacts
-    lc_copy_in "$LC_WORK/artifacts.toml" /etc/dockyard/artifacts.toml
-    lc_exec dockyard install >"$LC_WORK/logs/dockyard-install.log" 2>&1 ||
-        { tail -n 20 "$LC_WORK/logs/dockyard-install.log" >&2; lc_die "dockyard install from the fixture mirror failed"; return 1; }
-    lc_log "dockyard install: $(grep -c 'GET' "$LC_WORK/logs/mirror.log" || true) download(s) from the fixture mirror"
-}
 
 # --- tests -----------------------------------------------------------------------------
 t00_artifacts_from_installer() {
@@ -219,7 +82,8 @@ t01b_daemon_options() {
     python3 - "$json" "$LABEL" <<'PY' || lc_fail "daemon.json of dy1 does not carry the [Daemon] values intact: $json"
 import json, sys
 d = json.loads(sys.argv[1])
-want = {"labels": [sys.argv[2]], "log-opts": {"max-size": "1m", "max-file": "2"}}
+# live-restore is Dockyard's own: off once dockerd runs (dockyard.conf(5)).
+want = {"labels": [sys.argv[2]], "log-opts": {"max-size": "1m", "max-file": "2"}, "live-restore": False}
 sys.exit(0 if d == want else 1)
 PY
     labels=$(dk dy1 info --format '{{json .Labels}}')

@@ -1,0 +1,176 @@
+# shellcheck shell=bash
+# Helpers shared by the lifecycle suites that drive Dockyard instances in the booted host
+# (suite.sh, cli_suite.sh, isolation_suite.sh). Source it after lib.sh:
+#
+#   source "$HERE/lib.sh"
+#   source "$HERE/instance_lib.sh"
+#
+# The suite keeps its own network tables: associative arrays BRIDGE and POOL (instance
+# name -> BridgeCIDR= / PoolBase=), read by write_conf. REPO is the checkout (default:
+# two levels above this file). Every function here returns non-zero or calls lc_fail on
+# failure, so it can be used both from tests and from the suite's set-up code.
+
+: "${REPO:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+
+CONF_DIR=/etc/dockyard/instances.d
+# shellcheck disable=SC2034  # the SYSBOX_ names are used by the sourcing suites
+{
+    SYSBOX_VERSION=0.6.7
+    SYSBOX_BIN=/var/lib/dockyard/artifacts/sysbox/$SYSBOX_VERSION/bin
+    SYSBOX_DATA=/var/lib/dockyard-sysbox
+    SYSBOX_UNITS=(dockyard-sysbox-mgr.service dockyard-sysbox-fs.service dockyard-sysbox-chown.service)
+}
+# The fixture mirror in the upstream namespace (serve_artifacts).
+MIRROR=http://192.0.2.1:8081
+
+# --- instances -------------------------------------------------------------------------
+sock() { echo "/var/lib/dockyard/$1/docker.sock"; }
+# dk NAME ARGS...: the bundled docker CLI against instance NAME, bounded.
+dk() {
+    local n=$1; shift
+    lc_exec timeout 120 env DOCKER_HOST="unix://$(sock "$n")" "$LC_DOCKER_BIN/docker" "$@"
+}
+# dy ARGS...: the installed dockyard command, as root, stdin not a terminal.
+dy() { lc_exec timeout 300 dockyard "$@" </dev/null; }
+# write_conf NAME [extra [Instance] lines...]: a conf as an admin would write it, with
+# the suite's BRIDGE[NAME] and POOL[NAME].
+write_conf() {
+    local n=$1; shift
+    # shellcheck disable=SC2154  # BRIDGE and POOL are the sourcing suite's tables
+    {
+        printf '[Instance]\nBridgeCIDR=%s\nPoolBase=%s\nDockerVersion=%s\n' \
+            "${BRIDGE[$n]}" "${POOL[$n]}" "$LC_DOCKER_VERSION"
+        printf '%s\n' "$@"
+    } | lc_exec sh -c "mkdir -p $CONF_DIR && cat >$CONF_DIR/$n.conf"
+}
+active() { [[ $(lc_exec systemctl is-active "$1" 2>/dev/null || true) == active ]]; }
+inactive() { [[ $(lc_exec systemctl is-active "$1" 2>/dev/null || true) == inactive ]]; }
+wait_active() { lc__wait_for "${2:-60}" active "$1" || lc_fail "$1 not active after ${2:-60}s: $(unit_state "$1")"; }
+unit_state() {
+    lc_exec systemctl show -p LoadState -p ActiveState -p SubState -p Result "$1" 2>&1 | tr '\n' ' '
+    echo
+    lc_exec journalctl -q --no-pager -n 15 -u "$1" 2>&1 || true
+}
+main_pid() { lc_exec systemctl show -p MainPID --value "$1"; }
+link_exists() { lc_exec ip link show "$1" >/dev/null 2>&1; }
+# A busybox container run on instance NAME, bounded.
+run_in() { local n=$1; shift; dk "$n" run --rm "$LC_IMAGE" "$@"; }
+
+# --- firewall --------------------------------------------------------------------------
+# The instance's firewall lines (its jumps and rules carry the comment dockyard:NAME).
+rules() { lc_exec iptables-save | grep -E "dockyard:$1(\"| |\$)" || true; }
+# rules_exactly_once NAME: the instance's firewall is complete and nothing of it is there
+# twice. Derived from the project rather than counted here: no tagged line occurs twice,
+# and `dockyard status NAME --json` (which compares the live rules with exactly what
+# `dockyard-network up` writes and reports missing, duplicated and stray ones) says
+# "present". Plus at least one jump to the instance's own chain.
+rules_exactly_once() {
+    local n=$1 r dups json state
+    r=$(rules "$n")
+    dups=$(sort <<<"$r" | uniq -d)
+    [[ -z $dups ]] || lc_fail "$n: duplicated firewall lines: $dups"
+    json=$(dy status "$n" --json 2>&1) || lc_fail "$n: dockyard status $n --json failed: $json"
+    state=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])[0]["firewall"]["state"])' "$json") ||
+        lc_fail "$n: no firewall.state in dockyard status $n --json: $json"
+    [[ $state == present ]] || lc_fail "$n: dockyard status says firewall '$state', not 'present': $json
+tagged lines:
+$r"
+    grep -qE -- "-j DOCKYARD-$n( |\$)" <<<"$r" || lc_fail "$n: no jump to chain DOCKYARD-$n among its lines:
+$r"
+}
+# no_rules NAME: no line tagged dockyard:NAME, no chain DOCKYARD-NAME or DOCKYARD-NAME-IN
+# (declared, jumped to or filled) in any table.
+no_rules() {
+    local r
+    r=$(lc_exec iptables-save | grep -E "dockyard:$1(\"| |\$)|DOCKYARD-$1(-IN)?( |\$)" || true)
+    [[ -z $r ]] || lc_fail "$1: firewall lines left: $r"
+}
+
+# --- install ---------------------------------------------------------------------------
+# install_dockyard: the .deb built from this checkout, installed with apt-get in the
+# booted host, then Docker and sysbox from the fixture mirror with `dockyard install`.
+install_dockyard() {
+    local t0
+    t0=$(lc__now)
+    # Installed the way an admin installs it: the .deb built from this checkout
+    # (packaging/deb/build.sh, lintian-checked), with apt-get inside the booted
+    # host, so every test here also tests the package. LC_DEB=FILE uses a .deb
+    # built beforehand.
+    local deb=${LC_DEB:-}
+    if [[ -z $deb ]]; then
+        "$REPO/packaging/deb/build.sh" >"$LC_WORK/logs/build-deb.log" 2>&1 ||
+            { tail -n 20 "$LC_WORK/logs/build-deb.log" >&2; lc_die "packaging/deb/build.sh failed"; return 1; }
+        deb=$(sed -n 's/^build-deb: \(.*\.deb\)$/\1/p' "$LC_WORK/logs/build-deb.log")
+    fi
+    [[ -f $deb ]] || { lc_die "no .deb to install (${deb:-none})"; return 1; }
+    lc_copy_in "$deb" /var/cache/dockyard.deb
+    lc_exec env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /var/cache/dockyard.deb >"$LC_WORK/logs/apt-install.log" 2>&1 ||
+        { tail -n 20 "$LC_WORK/logs/apt-install.log" >&2; lc_die "apt-get install of the .deb failed"; return 1; }
+    install_artifacts
+    lc_exec systemctl daemon-reload
+    lc_log "installed into $LC_ROOT in $(lc__elapsed "$t0")s"
+}
+
+# Docker and sysbox reach the host as in production: `dockyard install` fetches them,
+# sha256-verified, from the URLs of an artifacts manifest. Here the "mirror" is a
+# fixture HTTP server in the upstream namespace (http://192.0.2.1:8081) serving a Docker
+# static tarball in Docker's layout, made from the rootfs's Debian binaries, and a
+# sysbox .deb holding the test doubles of tests/doubles (real sysbox cannot be
+# downloaded here; the doubles speak sd_notify like the real daemons, and the runc
+# double execs runc, so containers on a sysbox instance really run).
+serve_artifacts() {
+    local dir=$LC_WORK/mirror stage=$LC_WORK/mirror-stage v=$LC_DOCKER_VERSION arch b
+    arch=$(uname -m)
+    mkdir -p "$dir" "$stage/docker" "$stage/sysbox/usr/bin" "$stage/sysbox/DEBIAN"
+    cp "$LC_ROOTFS/var/lib/dockyard/artifacts/docker/$v/bin/"* "$stage/docker/"
+    tar -C "$stage" -czf "$dir/docker-$v.tgz" docker
+    cargo build -q --release --locked -p dockyard-test-doubles --manifest-path "$REPO/Cargo.toml"
+    for b in sysbox-mgr sysbox-fs sysbox-runc; do
+        install -m 0755 "${CARGO_TARGET_DIR:-$REPO/target}/release/$b-double" "$stage/sysbox/usr/bin/$b"
+    done
+    printf 'Package: sysbox-ce\nVersion: %s-0\nArchitecture: %s\nMaintainer: Dockyard tests <dev@dockyard.invalid>\nDescription: Dockyard test doubles standing in for sysbox (not sysbox)\n' \
+        "$SYSBOX_VERSION" "$(dpkg --print-architecture)" >"$stage/sysbox/DEBIAN/control"
+    local sysbox_deb
+    sysbox_deb=sysbox-ce_$SYSBOX_VERSION-0.linux_$(dpkg --print-architecture).deb
+    dpkg-deb --root-owner-group -Zxz --build "$stage/sysbox" "$dir/$sysbox_deb" >/dev/null
+    cat >"$LC_WORK/artifacts.toml" <<TOML
+# Written by tests/lifecycle/instance_lib.sh: the fixture mirror's artifacts.
+[defaults]
+docker = "$v"
+sysbox = "$SYSBOX_VERSION"
+
+[[artifact]]
+kind = "docker"
+version = "$v"
+arch = "$arch"
+url = "$MIRROR/docker-$v.tgz"
+sha256 = "$(sha256sum "$dir/docker-$v.tgz" | cut -d' ' -f1)"
+
+[[artifact]]
+kind = "sysbox"
+version = "$SYSBOX_VERSION"
+arch = "$arch"
+url = "$MIRROR/$sysbox_deb"
+sha256 = "$(sha256sum "$dir/$sysbox_deb" | cut -d' ' -f1)"
+TOML
+    # Bound to the upstream address only; ended with the namespace by lc_cleanup.
+    ip netns exec "$LC_NETNS" setsid python3 -m http.server 8081 --bind 192.0.2.1 --directory "$dir" \
+        >"$LC_WORK/logs/mirror.log" 2>&1 </dev/null &
+    disown
+    local deadline=$((SECONDS + 15))
+    until ip netns exec "$LC_NETNS" bash -c 'exec 3<>/dev/tcp/192.0.2.1/8081' 2>/dev/null; do
+        ((SECONDS < deadline)) || { lc_die "the fixture mirror did not start: $(tail -n 3 "$LC_WORK/logs/mirror.log")"; return 1; }
+        sleep 0.2
+    done
+}
+
+install_artifacts() {
+    serve_artifacts
+    # The cached rootfs has Debian's binaries pre-laid out for the harness's own smoke
+    # test; the installer refuses a version directory it did not make.
+    lc_exec rm -rf /var/lib/dockyard/artifacts
+    lc_copy_in "$LC_WORK/artifacts.toml" /etc/dockyard/artifacts.toml
+    lc_exec dockyard install >"$LC_WORK/logs/dockyard-install.log" 2>&1 ||
+        { tail -n 20 "$LC_WORK/logs/dockyard-install.log" >&2; lc_die "dockyard install from the fixture mirror failed"; return 1; }
+    lc_log "dockyard install: $(grep -c 'GET' "$LC_WORK/logs/mirror.log" || true) download(s) from the fixture mirror"
+}
