@@ -239,8 +239,8 @@ t09_conf_removed() {
     if lc_exec systemctl start dy3_docker.service 2>/dev/null; then lc_fail "the stop-only unit of dy3 could be started"; fi
     lc_exec systemctl daemon-reload
     local ls
-    ls=$(lc_exec systemctl list-units --all --no-legend --plain dy3_docker.service)
-    [[ -z $ls ]] || lc_fail "dy3_docker.service still known after stop and reload: $ls"
+    ls=$(lc_exec systemctl list-units --all --no-legend --plain dy3_docker.service dy3_containerd.service)
+    [[ -z $ls ]] || lc_fail "dy3's units still known after stop and reload: $ls"
     if lc_exec test -e /run/systemd/generator/dy3_docker.service; then lc_fail "unit file of dy3 still generated"; fi
     no_rules dy3
     local links
@@ -248,8 +248,10 @@ t09_conf_removed() {
     if grep -q dy3_docker0 <<<"$links"; then lc_fail "bridge dy3_docker0 left: $links"; fi
     # Every br-… bridge left must belong to someone else's pool (dy3 made none here).
     local left
-    left=$(lc_exec sh -c 'ls -d /run/dy3_docker /run/dockyard/dy3 /run/containerd/*dy3* 2>/dev/null' || true)
+    left=$(lc_exec sh -c 'ls -d /run/dy3_docker /run/dy3_containerd /run/dockyard/dy3 /run/containerd/*dy3* 2>/dev/null' || true)
     [[ -z $left ]] || lc_fail "runtime state of dy3 left: $left"
+    # Its containerd stopped with it, although its unit too lost the conf.
+    if active dy3_containerd.service; then lc_fail "dy3_containerd.service still runs: $(unit_state dy3_containerd.service)"; fi
     [[ -z $(lc_exec ip -4 -o addr show | grep ' 172\.20\.3\.' || true) ]] || lc_fail "dy3's bridge address left"
     # The others are untouched.
     for n in dy1 dy2; do active "${n}_docker.service" || lc_fail "$n stopped"; rules_exactly_once "$n"; done
