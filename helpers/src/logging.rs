@@ -31,8 +31,11 @@ impl Log for StderrLog {
             Level::Debug => "debug",
             Level::Trace => "trace",
         };
-        // One write per line so concurrent helpers do not interleave mid-line.
-        eprintln!("{}: {level}: {}", self.ident, r.args());
+        // Formatted first and written with one call: stderr is unbuffered,
+        // and `eprintln!` writes each piece on its own, so lines of helpers
+        // running at once would interleave mid-line.
+        let line = format!("{}: {level}: {}\n", self.ident, r.args());
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     }
 
     fn flush(&self) {}
