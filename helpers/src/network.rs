@@ -68,7 +68,7 @@ pub fn up(net: &Network) -> Result<()> {
     // Two independent halves, run side by side: the firewall is two
     // processes (a read of the whole ruleset, one write) and dominates a
     // bring-up; the bridge is a few netlink requests. Rules may name an
-    // interface before it exists, and a failed start runs `down` anyway.
+    // interface before it exists.
     let (bridge, changed) = std::thread::scope(|s| {
         let firewall =
             s.spawn(|| crate::firewall::begin(firewall::backend()).and_then(|c| c.up(&rules)));
@@ -78,7 +78,18 @@ pub fn up(net: &Network) -> Result<()> {
             .unwrap_or_else(|_| Err(crate::error::Error::new("the firewall thread panicked")));
         (bridge, changed)
     });
-    bridge?;
+    if let Err(e) = bridge {
+        // Nothing half-done: the rules just added go again (a unit runs
+        // `down` after a failed start anyway; a hand-run `up` does not).
+        if changed.is_ok() {
+            if let Err(undo) =
+                crate::firewall::begin(firewall::backend()).and_then(|c| c.down(&net.instance))
+            {
+                log::error!("{undo}");
+            }
+        }
+        return Err(e);
+    }
     let changed = changed?;
     log::info!(
         "instance {}: bridge {} has {} and is up; {} firewall rules {} ({} ms)",
