@@ -10,26 +10,21 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use dockyard_model::firewall::{Backend, Program, Ruleset};
+use dockyard_model::paths::{self, Search};
 use dockyard_model::{state, InstanceName};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{Context, Error, Result};
 
 /// Find a program on PATH (units get systemd's default PATH), falling back
-/// to the usual sbin directories when PATH is unset.
+/// to systemd's default when PATH is unset.
 pub fn find_program(name: &str) -> Result<PathBuf> {
-    let path = std::env::var_os("PATH")
-        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    for dir in std::env::split_paths(&path) {
-        let p = dir.join(name);
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    Err(Error::new(format!(
-        "{name} not found on PATH ({}); install the iptables package (apt-get install iptables)",
-        path.to_string_lossy()
-    )))
+    paths::find_program(name, Search::PathOrDefault).map_err(|e| {
+        Error::new(format!(
+            "{name} not found on PATH ({}); install the iptables package (apt-get install iptables)",
+            e.path.to_string_lossy()
+        ))
+    })
 }
 
 fn spawn(program: Program, input: bool) -> Result<Child> {
@@ -62,16 +57,6 @@ fn finish(program: Program, child: Child, input: Option<&str>) -> Result<String>
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn run(program: Program, input: Option<&str>) -> Result<String> {
-    let mut child = spawn(program, input.is_some())?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .ctx(|| format!("cannot write rules to {}", program.name))?;
-    }
-    finish(program, child, input)
-}
-
 /// Held from the read to the write: a plan made from a stale read could
 /// undo what a concurrent helper just added to a shared chain. The kernel
 /// releases it when a killed helper dies.
@@ -90,35 +75,52 @@ fn lock() -> Result<Flock<std::fs::File>> {
         .map_err(|(_, e)| Error::new(format!("cannot lock {}: {e}", path.display())))
 }
 
-/// A change begun: the lock is held and the live rules are being read.
+/// A change begun: the lock is held, the live rules are being read, and
+/// the writer is already started, waiting for its input. Its start-up
+/// (exec, libraries, extensions) then overlaps the read, the longer part
+/// of a bring-up; it gets an empty input when there is nothing to do. It
+/// reads the kernel's rules only once it gets a table, after the read,
+/// and under the lock nobody else of Dockyard changes them meanwhile.
 pub struct Change {
     backend: &'static dyn Backend,
     _held: Flock<std::fs::File>,
     reading: Child,
+    writer: Child,
 }
 
 pub fn begin(backend: &'static dyn Backend) -> Result<Change> {
     let held = lock()?;
+    let reading = spawn(backend.read_program(), false)?;
     Ok(Change {
         backend,
         _held: held,
-        reading: spawn(backend.read_program(), false)?,
+        reading,
+        writer: spawn(backend.apply_program(), true)?,
     })
 }
 
 impl Change {
     /// Plans from the live rules and applies; returns how many lines the
     /// plan had (0: everything was already in place).
-    fn apply(self, plan: impl FnOnce(&str) -> Option<String>) -> Result<usize> {
+    fn apply(mut self, plan: impl FnOnce(&str) -> Option<String>) -> Result<usize> {
+        let apply = self.backend.apply_program();
         let live = finish(self.backend.read_program(), self.reading, None)?;
-        match plan(&live) {
-            None => Ok(0),
-            Some(text) => {
-                log::debug!("{} input:\n{text}", self.backend.apply_program().name);
-                run(self.backend.apply_program(), Some(&text))?;
-                Ok(text.lines().count())
-            }
+        let text = plan(&live);
+        if let Some(text) = &text {
+            log::debug!("{} input:\n{text}", apply.name);
+            let mut stdin = self
+                .writer
+                .stdin
+                .take()
+                .ok_or_else(|| Error::new(format!("{} has no input pipe", apply.name)))?;
+            stdin
+                .write_all(text.as_bytes())
+                .ctx(|| format!("cannot write rules to {}", apply.name))?;
         }
+        // Dropping the pipe (also unused) ends the writer's input.
+        self.writer.stdin = None;
+        finish(apply, self.writer, text.as_deref())?;
+        Ok(text.map_or(0, |t| t.lines().count()))
     }
 
     pub fn up(self, want: &Ruleset) -> Result<usize> {
