@@ -24,7 +24,8 @@ command -v ansible-playbook >/dev/null || {
     tail -n 20 "$LC_WORK/logs/build-deb.log"
     lc_die "packaging/deb/build.sh failed"
 }
-deb=$(ls "$repo"/target/debian/dockyard_*_"$(dpkg --print-architecture)".deb | head -n1)
+# The file build.sh just wrote (an older build's may sort first by name).
+deb=$(sed -n 's/^build-deb: \(.*\.deb\)$/\1/p' "$LC_WORK/logs/build-deb.log")
 lc_rootfs
 lc_boot ansible
 
@@ -58,6 +59,7 @@ cat >"$LC_WORK/play.yml" <<PLAY
             runtime: runc
             docker_version: "$LC_DOCKER_VERSION"
             autostart: false
+            allow_from: [ans1]
             daemon:
               log-driver: journald
 PLAY
@@ -85,6 +87,7 @@ t_package_and_units() {
         [[ $(lc_exec systemctl is-active "${n}_docker.service") == active ]] || lc_fail "${n}_docker.service is not active"
     done
     lc_exec grep -qx 'log-driver="journald"' /etc/dockyard/instances.d/ans2.conf || lc_fail "[Daemon] option not templated"
+    lc_exec grep -qx 'AllowFrom=ans1' /etc/dockyard/instances.d/ans2.conf || lc_fail "allow_from not templated as [Network] AllowFrom="
     [[ $(lc_exec readlink /run/systemd/generator/multi-user.target.wants/ans1_docker.service) == ../ans1_docker.service ]] ||
         lc_fail "ans1 (autostart) is not wanted by multi-user.target"
     if lc_exec test -e /run/systemd/generator/multi-user.target.wants/ans2_docker.service; then
