@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Builds target/debian/dockyard_VERSION-1_ARCH.deb from this repository and
+# Builds target/debian/dockyard_DEBVERSION_ARCH.deb from this repository and
 # checks it with lintian:
 #   packaging/deb/build.sh
+# DEBVERSION is VERSION+gitN-1 in a git checkout (N: the commit count, so a
+# later build upgrades an earlier one), else VERSION-1; the script prints the
+# file as "build-deb: PATH".
 # The package holds exactly what `make install PREFIX=/usr` installs, with
 # binaries stripped and man pages compressed (packaging/stage.sh), and
-# maintainer scripts that reload systemd but never restart running instances.
+# maintainer scripts that reload systemd, never restart running instances on
+# install or upgrade, and stop them on removal (packaging/deb/prerm).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -51,7 +55,7 @@ install -d "$root/DEBIAN"
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s/@VERSION@/$debversion/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" -e "s/@SHLIBS@/$shlibs/" \
     "$here/control.in" >"$root/DEBIAN/control"
-install -m 0755 "$here/postinst" "$here/postrm" "$root/DEBIAN/"
+install -m 0755 "$here/postinst" "$here/prerm" "$here/postrm" "$root/DEBIAN/"
 (cd "$root" && find usr -type f -exec md5sum {} + | sort -k2) >"$root/DEBIAN/md5sums"
 
 mkdir -p "$out"
