@@ -14,9 +14,10 @@ packages=(
     systemd groff-base man-db
     # lifecycle suite: a booted systemd in a container with real dockerd
     debootstrap systemd-container dnsmasq-base busybox-static python3
-    # installer tests (.deb fixtures via dpkg-deb, tmpfs via unshare) and its
-    # benchmark's baseline pipeline (curl | sha256sum, tar)
-    dpkg curl coreutils tar
+    # installer tests (.deb fixtures via dpkg-deb, tmpfs via unshare, a private
+    # CA via openssl, a terminal via script) and its benchmark's baseline
+    # pipeline (curl | sha256sum, tar)
+    dpkg curl coreutils tar openssl
     # packages and the fleet role: lintian, rpmbuild, rpmlint, ansible
     lintian rpm rpmlint ansible-core openssh-client file
 )
