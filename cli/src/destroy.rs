@@ -205,10 +205,10 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 fn inspect(name: &InstanceName) -> Found {
-    let dir = host::instances_dir();
+    let dir = paths::instances_dir();
     let conf = dir.join(format!("{name}.conf"));
     let dropins = dir.join(format!("{name}.conf.d"));
-    let (defaults, _) = host::version_defaults();
+    let defaults = host::version_defaults();
     let inst = if conf.is_file() {
         load_one(&conf, &defaults).0
     } else {

@@ -7,7 +7,7 @@ use crate::error::{Exit, Failure, Result};
 use crate::probe::host::{self, Known};
 use crate::probe::http::{self, HttpError};
 use dockyard_model::firewall::{self, Ruleset};
-use dockyard_model::InstanceName;
+use dockyard_model::{paths, InstanceName};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,7 +37,7 @@ pub fn run(args: &Args) -> Result<()> {
         if known.is_empty() {
             return Err(Failure::failed(format!(
                 "no instance {name}: no conf {}/{name}.conf and no bridge {}",
-                host::instances_dir().display(),
+                paths::instances_dir().display(),
                 name.bridge()
             )));
         }
@@ -73,7 +73,7 @@ pub fn run(args: &Args) -> Result<()> {
     } else if reports.is_empty() {
         println!(
             "no instances: no confs in {} and no running instance",
-            host::instances_dir().display()
+            paths::instances_dir().display()
         );
     } else {
         for r in &reports {

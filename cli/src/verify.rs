@@ -67,7 +67,7 @@ pub fn run(args: &Args) -> Result<()> {
         None => {
             let why = match known.and_then(|k| k.conf_error) {
                 Some(e) => format!("the conf is invalid: {e}"),
-                None => format!("no conf {}/{name}.conf", host::instances_dir().display()),
+                None => format!("no conf {}/{name}.conf", paths::instances_dir().display()),
             };
             report.check("conf", Err(why));
             return finish(&report);

@@ -97,6 +97,45 @@ fn status_lists_confs_and_conf_less_bridges() {
 }
 
 #[test]
+fn status_reads_the_manifest_the_generator_reads() {
+    let env = Env::new();
+    // No DockerVersion=: the default comes from the manifest in effect.
+    env.conf(
+        "q7",
+        "[Instance]\nRoot=/srv/dockyard-test-never-created/q7\nBridgeCIDR=172.31.250.1/24\nPoolBase=172.30.0.0/16\nRuntime=runc\n",
+    );
+    let manifest = env.tmp.path().join("artifacts.toml");
+    let status = |manifest: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dockyard"))
+            .args(["status", "--json"])
+            .env("DOCKYARD_INSTANCES_DIR", env.dir())
+            .env("DOCKYARD_SYS_CLASS_NET", env.tmp.path().join("net"))
+            .env("DOCKYARD_ARTIFACTS_MANIFEST", manifest)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run dockyard");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v[0].clone()
+    };
+    std::fs::write(
+        &manifest,
+        "[defaults]\ndocker = \"28.5.2\"\nsysbox = \"0.6.7\"\n",
+    )
+    .expect("manifest");
+    assert_eq!(status(&manifest)["docker"]["version"], "28.5.2");
+    // A broken one: the conf has no Docker version, and says why.
+    std::fs::write(&manifest, "[defaults]\ndocker = \"28.5.2\"\n").expect("manifest");
+    let q7 = status(&manifest);
+    let why = q7["conf_error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("the artifacts manifest is unusable")
+            && why.contains(&manifest.display().to_string()),
+        "{q7}"
+    );
+}
+
+#[test]
 fn status_of_unknown_or_invalid_names_fails() {
     let env = Env::new();
     let out = env.run(&["status", "q7"]);

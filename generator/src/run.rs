@@ -22,19 +22,10 @@ impl Settings {
     /// (dockyard-generator(8)): the instances directory for admins and
     /// tests, the manifest and /sys/class/net for tests only.
     pub fn from_env() -> Settings {
-        // Absolute, because the instances dir ends up in SourcePath=, which
-        // systemd ignores when relative.
-        let path = |var: &str, default: &str| {
-            let p = std::env::var_os(var)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(default));
-            std::path::absolute(&p).unwrap_or(p)
-        };
         Settings {
-            instances_dir: path(paths::INSTANCES_DIR_ENV, paths::INSTANCES_DIR),
-            manifest_override: path("DOCKYARD_ARTIFACTS_MANIFEST", paths::MANIFEST_OVERRIDE),
-            sys_class_net: path("DOCKYARD_SYS_CLASS_NET", "/sys/class/net"),
+            instances_dir: paths::instances_dir(),
+            manifest_override: paths::manifest_override(),
+            sys_class_net: paths::sys_class_net(),
         }
     }
 }

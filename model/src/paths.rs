@@ -1,12 +1,55 @@
-//! Where Dockyard's files live on a host. One place, so the generator, the
-//! installer, the helpers and the tests agree.
+//! Where Dockyard's files live on a host, the environment variables that
+//! move them (dockyard-generator(8)), and where programs are looked for.
+//! One place, so the generator, the installer, the helpers, the CLI and
+//! the tests agree.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
 
 /// Instance confs; `DOCKYARD_INSTANCES_DIR` overrides it.
 pub const INSTANCES_DIR: &str = "/etc/dockyard/instances.d";
 pub const INSTANCES_DIR_ENV: &str = "DOCKYARD_INSTANCES_DIR";
 
-/// The admin's artifacts manifest, overriding the one built into Dockyard.
+/// The admin's artifacts manifest, overriding the one built into Dockyard;
+/// `DOCKYARD_ARTIFACTS_MANIFEST` moves it (for tests).
 pub const MANIFEST_OVERRIDE: &str = "/etc/dockyard/artifacts.toml";
+pub const MANIFEST_OVERRIDE_ENV: &str = "DOCKYARD_ARTIFACTS_MANIFEST";
+
+/// Where the kernel lists network interfaces, so where a running
+/// instance's bridge shows up; `DOCKYARD_SYS_CLASS_NET` moves it (for
+/// tests).
+pub const SYS_CLASS_NET: &str = "/sys/class/net";
+pub const SYS_CLASS_NET_ENV: &str = "DOCKYARD_SYS_CLASS_NET";
+
+/// `default`, or the value of `var` when it is set and not empty, made
+/// absolute: the instances directory ends up in `SourcePath=`, which
+/// systemd ignores when relative.
+pub fn overridable(var: &str, default: &str) -> PathBuf {
+    resolve(std::env::var_os(var), default)
+}
+
+fn resolve(value: Option<OsString>, default: &str) -> PathBuf {
+    let p = value
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    std::path::absolute(&p).unwrap_or(p)
+}
+
+/// The instances directory in effect (`DOCKYARD_INSTANCES_DIR`).
+pub fn instances_dir() -> PathBuf {
+    overridable(INSTANCES_DIR_ENV, INSTANCES_DIR)
+}
+
+/// The admin manifest in effect (`DOCKYARD_ARTIFACTS_MANIFEST`).
+pub fn manifest_override() -> PathBuf {
+    overridable(MANIFEST_OVERRIDE_ENV, MANIFEST_OVERRIDE)
+}
+
+/// `/sys/class/net` in effect (`DOCKYARD_SYS_CLASS_NET`).
+pub fn sys_class_net() -> PathBuf {
+    overridable(SYS_CLASS_NET_ENV, SYS_CLASS_NET)
+}
 
 /// Parent of the default instance roots (`/var/lib/dockyard/NAME`).
 pub const STATE_DIR: &str = "/var/lib/dockyard";
@@ -51,4 +94,83 @@ pub const DATA_DIR: &str = match option_env!("DOCKYARD_DATA_DIR") {
 /// and the socket are on each instance's command line.
 pub fn containerd_config() -> String {
     format!("{DATA_DIR}/containerd.toml")
+}
+
+/// systemd's default `PATH` for services: what a helper searches when it
+/// was started without one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Searched after `PATH` by the admin's command: `sudo` and some login
+/// shells leave the sbin directories out of a user's `PATH`, and the
+/// firewall tools live there.
+pub const ADMIN_EXTRA_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+/// How a program is searched for beyond `PATH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Search {
+    /// `PATH`, or [`DEFAULT_PATH`] when it is unset (the helpers: units get
+    /// systemd's `PATH`).
+    PathOrDefault,
+    /// `PATH` (empty when unset), then [`ADMIN_EXTRA_DIRS`] (the CLI).
+    PathThenAdminDirs,
+}
+
+/// A program that is in none of the directories searched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotFound {
+    pub name: String,
+    /// The `PATH` that was searched, as text for the message.
+    pub path: OsString,
+}
+
+/// The first regular file `DIR/name` over the directories `search` names.
+/// Entries of `PATH` are taken as they are, an empty one meaning the
+/// current directory, as for execvp(3).
+pub fn find_program(name: &str, search: Search) -> Result<PathBuf, NotFound> {
+    let path = match search {
+        Search::PathOrDefault => std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()),
+        Search::PathThenAdminDirs => std::env::var_os("PATH").unwrap_or_default(),
+    };
+    let extra: &[&str] = match search {
+        Search::PathOrDefault => &[],
+        Search::PathThenAdminDirs => &ADMIN_EXTRA_DIRS,
+    };
+    std::env::split_paths(&path)
+        .chain(extra.iter().map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| NotFound {
+            name: name.to_string(),
+            path,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_apply_when_set_and_not_empty() {
+        assert_eq!(resolve(None, "/etc/x"), PathBuf::from("/etc/x"));
+        assert_eq!(resolve(Some("".into()), "/etc/x"), PathBuf::from("/etc/x"));
+        assert_eq!(
+            resolve(Some("/tmp/y".into()), "/etc/x"),
+            PathBuf::from("/tmp/y")
+        );
+        let got = resolve(Some("rel".into()), "/etc/x");
+        assert!(got.is_absolute() && got.ends_with("rel"), "{got:?}");
+        assert_eq!(
+            overridable("DOCKYARD_TEST_NEVER_SET", "/etc/x"),
+            PathBuf::from("/etc/x")
+        );
+    }
+
+    #[test]
+    fn programs_are_found_on_path_and_reported_when_missing() {
+        let sh = find_program("sh", Search::PathThenAdminDirs).expect("sh");
+        assert!(sh.ends_with("sh"), "{sh:?}");
+        let e =
+            find_program("dockyard-no-such-program", Search::PathOrDefault).expect_err("missing");
+        assert_eq!(e.name, "dockyard-no-such-program");
+    }
 }

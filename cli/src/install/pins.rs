@@ -32,9 +32,7 @@ impl Pins {
 }
 
 pub fn instances_dir() -> PathBuf {
-    std::env::var_os(paths::INSTANCES_DIR_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(paths::INSTANCES_DIR))
+    paths::instances_dir()
 }
 
 pub fn load(manifest: &Manifest) -> Pins {

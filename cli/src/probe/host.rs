@@ -1,60 +1,35 @@
 //! Host facts, each read in the least privileged way that works. A fact that
 //! needs root is `Err("needs root")` for callers to print, never a failure.
 
+use dockyard_generator::run;
 use dockyard_model::contract::network::{self, Network};
 use dockyard_model::contract::prepare::{self, Cleanup};
 use dockyard_model::firewall;
 use dockyard_model::instance::{Instance, VersionDefaults};
 use dockyard_model::load::{load_dir, LoadOptions};
 use dockyard_model::state;
-use dockyard_model::{manifest, paths, InstanceName};
+use dockyard_model::{paths, InstanceName};
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub const SYS_CLASS_NET: &str = "/sys/class/net";
-
-/// Where running bridges show up; `DOCKYARD_SYS_CLASS_NET` overrides it
-/// for tests, as for the generator.
-pub fn sys_class_net() -> PathBuf {
-    std::env::var_os("DOCKYARD_SYS_CLASS_NET")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(SYS_CLASS_NET))
-}
 pub const NEEDS_ROOT: &str = "unknown (needs root)";
 
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-pub fn instances_dir() -> PathBuf {
-    std::env::var_os(paths::INSTANCES_DIR_ENV)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(paths::INSTANCES_DIR))
-}
-
-/// The manifest's defaults, as the generator uses them; the default sysbox
-/// version too (None when the manifest is unusable).
-pub fn version_defaults() -> (VersionDefaults, Option<String>) {
-    match manifest::load(Path::new(paths::MANIFEST_OVERRIDE)) {
-        Ok(loaded) => (
-            VersionDefaults {
-                docker: Ok(loaded.manifest.defaults.docker.clone()),
-                known_docker: None,
-            },
-            Some(loaded.manifest.defaults.sysbox.clone()),
-        ),
-        Err(d) => (
-            VersionDefaults {
-                docker: Err(format!("the artifacts manifest is unusable: {d}")),
-                known_docker: None,
-            },
-            None,
-        ),
+/// The manifest's defaults, as the generator computes them. The
+/// generator's reason for having none points at the manifest error it has
+/// just logged; status, verify and destroy log no such error, so their
+/// reason carries it.
+pub fn version_defaults() -> VersionDefaults {
+    let (mut defaults, _, error) = run::version_defaults(&paths::manifest_override());
+    if let Some(d) = error {
+        defaults.docker = Err(format!("the artifacts manifest is unusable: {d}"));
     }
+    defaults
 }
 
 /// One instance the host knows of: from a conf (valid or not) or only from
@@ -69,9 +44,9 @@ pub struct Known {
 }
 
 pub fn known_instances() -> Vec<Known> {
-    let dir = instances_dir();
-    let (defaults, _) = version_defaults();
-    let net = sys_class_net();
+    let dir = paths::instances_dir();
+    let defaults = version_defaults();
+    let net = paths::sys_class_net();
     let catalog = load_dir(&LoadOptions {
         dir: &dir,
         defaults: &defaults,
@@ -133,7 +108,7 @@ pub fn bridges(sys_class_net: &Path) -> Vec<InstanceName> {
 }
 
 pub fn bridge_exists(name: &InstanceName) -> bool {
-    sys_class_net().join(name.bridge()).exists()
+    paths::sys_class_net().join(name.bridge()).exists()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,14 +206,6 @@ pub fn systemd_running() -> bool {
     Path::new("/run/systemd/system").is_dir()
 }
 
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 /// The live rules, as the firewall backend reads them; that needs root
 /// (CAP_NET_ADMIN).
 pub fn live_rules() -> Result<String, String> {
@@ -246,7 +213,7 @@ pub fn live_rules() -> Result<String, String> {
         return Err(NEEDS_ROOT.into());
     }
     let read = firewall::backend().read_program();
-    let prog = find_program(read.name).ok_or_else(|| {
+    let prog = paths::find_program(read.name, paths::Search::PathThenAdminDirs).map_err(|_| {
         format!(
             "unknown ({} not found; install the iptables package)",
             read.name
