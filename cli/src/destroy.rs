@@ -15,8 +15,8 @@ use crate::error::{Exit, Failure, Result};
 use crate::probe::host;
 use dockyard_model::contract::network::Network;
 use dockyard_model::load::load_one;
-use dockyard_model::mountinfo::{below, parse_mountinfo};
 use dockyard_model::{firewall, ini, paths, root, state, InstanceName};
+use dockyard_mounts::{is_mount_point, mounted_below};
 use std::io::{BufRead, IsTerminal, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -439,36 +439,23 @@ pub fn check_ownership(
     }
 }
 
-/// Mount points strictly below `base` in a mountinfo text.
-pub fn mounted_below(mountinfo: &[u8], base: &Path) -> Vec<PathBuf> {
-    below(&parse_mountinfo(mountinfo), base)
-        .into_iter()
-        .map(|m| m.mount_point)
-        .collect()
-}
-
 fn mountinfo() -> std::result::Result<Vec<u8>, String> {
-    std::fs::read("/proc/self/mountinfo")
-        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))
+    dockyard_mounts::read_mountinfo().map_err(|e| e.to_string())
 }
 
+/// Every failure, not only the first: each mount is tried.
 fn unmount_below(bases: &[PathBuf]) -> std::result::Result<usize, String> {
-    let info = mountinfo()?;
-    let mut n = 0;
-    for base in bases {
-        for mp in mounted_below(&info, base) {
-            match nix::mount::umount2(&mp, nix::mount::MntFlags::MNT_DETACH) {
-                Ok(()) => n += 1,
-                Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-                Err(e) => return Err(format!("cannot unmount {}: {e}", mp.display())),
-            }
-        }
+    let done = dockyard_mounts::unmount_below(bases).map_err(|e| e.to_string())?;
+    if done.failed.is_empty() {
+        Ok(done.detached)
+    } else {
+        Err(done
+            .failed
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "))
     }
-    Ok(n)
-}
-
-fn is_mount_point(info: &[u8], path: &Path) -> bool {
-    parse_mountinfo(info).iter().any(|m| m.mount_point == path)
 }
 
 fn remove_root(root: &Path, instance_gid: Option<u32>) -> std::result::Result<(), String> {
@@ -723,19 +710,5 @@ mod tests {
         assert!(check_ownership(root, 0, 990, None)
             .expect_err("foreign")
             .contains("photos.tar"));
-    }
-
-    #[test]
-    fn mounts_below_the_root_are_found() {
-        let info = b"22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
-102 22 0:50 / /srv/dy1/docker/overlay2/l1/merged rw - overlay overlay rw\n\
-103 22 0:51 / /srv/dy10/docker/overlay2/x/merged rw - overlay overlay rw\n\
-104 22 0:52 / /srv/dy1 rw - ext4 /dev/sdb1 rw\n";
-        assert_eq!(
-            mounted_below(info, Path::new("/srv/dy1")),
-            [PathBuf::from("/srv/dy1/docker/overlay2/l1/merged")]
-        );
-        assert!(is_mount_point(info, Path::new("/srv/dy1")));
-        assert!(!is_mount_point(info, Path::new("/srv/dy10")));
     }
 }
