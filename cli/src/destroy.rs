@@ -128,11 +128,11 @@ pub fn run(args: &Args) -> Result<()> {
     };
 
     if found.unit {
-        match host::systemctl(&["stop", &name.unit()]) {
+        match host::systemctl(&["stop", &name.unit()], host::Output::Capture) {
             Ok(()) => println!("stopped {}", name.unit()),
-            Err(e) => fail(e),
+            Err(e) => fail(e.to_string()),
         }
-        let _ = host::systemctl(&["reset-failed", &name.unit()]);
+        let _ = host::systemctl(&["reset-failed", &name.unit()], host::Output::Capture);
     }
     // The unit's ExecStopPost= did this already when it ran; this covers
     // an instance whose unit is gone, failed, or never ran its stop.
@@ -181,9 +181,9 @@ pub fn run(args: &Args) -> Result<()> {
         Err(e) => fail(e),
     }
     if host::systemd_running() {
-        match host::systemctl(&["daemon-reload"]) {
+        match host::systemctl(&["daemon-reload"], host::Output::Capture) {
             Ok(()) => println!("reloaded systemd"),
-            Err(e) => fail(e),
+            Err(e) => fail(e.to_string()),
         }
     }
     if found.sysbox != Some(false) {
@@ -603,7 +603,7 @@ fn sysbox_cleanup(destroyed: &InstanceName) -> std::result::Result<Option<String
     if !active.is_empty() {
         let mut args = vec!["stop"];
         args.extend(active.iter().copied());
-        host::systemctl(&args)?;
+        host::systemctl(&args, host::Output::Capture).map_err(|e| e.to_string())?;
     }
     if data.symlink_metadata().is_ok() {
         resolves_to_itself(data)?;

@@ -8,6 +8,7 @@ pub mod host;
 
 use crate::confwrite::{self, WriteError};
 use crate::error::{Exit, Failure, Result};
+use crate::probe::host::{self as probe, SystemctlError};
 use alloc::{Allocation, HostNetworks, Rng, Taken};
 use dockyard_generator::run::{version_defaults, Settings};
 use dockyard_model::load::{load_dir, LoadOptions};
@@ -363,19 +364,19 @@ pub fn create(
     Ok(Created { conf, instance })
 }
 
+/// systemctl's own messages go straight to the admin; the failure adds
+/// what to do next (`hint`).
 fn systemctl(args: &[&str], hint: &str) -> Result<()> {
-    let status = std::process::Command::new("systemctl")
-        .args(args)
-        .status()
-        .map_err(|e| Failure::failed(format!("cannot run systemctl {}: {e}", args.join(" "))))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Failure::failed(format!(
-            "systemctl {} failed ({status}){hint}",
-            args.join(" ")
-        )))
-    }
+    probe::systemctl(args, probe::Output::Inherit).map_err(|e| {
+        Failure::failed(match e {
+            SystemctlError::Spawn { args, error } => {
+                format!("cannot run systemctl {args}: {error}")
+            }
+            SystemctlError::Failed { args, status, .. } => {
+                format!("systemctl {args} failed ({status}){hint}")
+            }
+        })
+    })
 }
 
 fn finish(args: &Args, created: &Created) -> Result<()> {

@@ -183,21 +183,65 @@ pub fn parse_show(text: &str) -> UnitState {
     }
 }
 
-/// Runs `systemctl ARGS`; the error carries systemctl's own message.
-pub fn systemctl(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("systemctl")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run systemctl: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "systemctl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+/// What systemctl's own output does while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Captured: its stderr becomes part of the error.
+    Capture,
+    /// Shown to the admin as it happens (and stdin is theirs, for a
+    /// password agent): the error has no stderr of its own.
+    Inherit,
+}
+
+/// `systemctl ARGS` did not succeed.
+#[derive(Debug)]
+pub enum SystemctlError {
+    /// It could not be started at all.
+    Spawn { args: String, error: std::io::Error },
+    /// It ran and failed; `stderr` is empty unless captured.
+    Failed {
+        args: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+}
+
+impl std::fmt::Display for SystemctlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SystemctlError::Spawn { error, .. } => write!(f, "cannot run systemctl: {error}"),
+            SystemctlError::Failed { args, stderr, .. } => {
+                write!(f, "systemctl {args} failed: {stderr}")
+            }
+        }
+    }
+}
+
+/// Runs `systemctl ARGS`, the one way the CLI changes units.
+pub fn systemctl(args: &[&str], output: Output) -> Result<(), SystemctlError> {
+    let joined = args.join(" ");
+    let mut cmd = Command::new("systemctl");
+    cmd.args(args);
+    let result = match output {
+        Output::Capture => cmd.stdin(Stdio::null()).output().map(|o| {
+            (
+                o.status,
+                String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            )
+        }),
+        Output::Inherit => cmd.status().map(|s| (s, String::new())),
+    };
+    match result {
+        Err(error) => Err(SystemctlError::Spawn {
+            args: joined,
+            error,
+        }),
+        Ok((status, _)) if status.success() => Ok(()),
+        Ok((status, stderr)) => Err(SystemctlError::Failed {
+            args: joined,
+            status,
+            stderr,
+        }),
     }
 }
 
