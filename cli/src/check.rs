@@ -6,7 +6,7 @@
 //! instances, as if they had just been dropped in.
 
 use crate::error::{Failure, Result};
-use dockyard_generator::run::{generate, version_defaults, Settings};
+use dockyard_generator::run::{generate, sysbox_needs_a_version, version_defaults, Settings};
 use dockyard_generator::{output, unit};
 use dockyard_model::conflict::{self, Standing};
 use dockyard_model::instance::VersionDefaults;
@@ -64,22 +64,10 @@ pub fn check_files(settings: &Settings, files: &[PathBuf]) -> Report {
     let (mine, conflicts) = against_dir(settings, &defaults, mine);
     skipped += names.len() - mine.len();
     diagnostics.extend(conflicts);
-    let mut renderable = Vec::new();
-    for i in mine {
-        if i.uses_sysbox() {
-            if let Err(why) = &sysbox_version {
-                diagnostics.push(Diagnostic::error(
-                    &i.conf,
-                    None,
-                    format!("Runtime=sysbox-runc needs the sysbox version from {why}"),
-                ));
-                skipped += 1;
-                continue;
-            }
-        }
-        renderable.push(i);
-    }
-    let output = unit::render(&renderable, sysbox_version.as_deref().unwrap_or(""));
+    let (renderable, sysbox_version, dropped) =
+        sysbox_needs_a_version(mine, sysbox_version, &mut diagnostics);
+    skipped += dropped;
+    let output = unit::render(&renderable, &sysbox_version);
     Report {
         diagnostics,
         skipped,

@@ -387,6 +387,30 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write");
 }
 
+/// `check FILE` and `check` drop a sysbox instance exactly as the
+/// generator does when the manifest gives no sysbox version.
+#[test]
+fn check_refuses_sysbox_without_a_manifest_version() {
+    let env = Env::new();
+    write(
+        &env.tmp.path().join("no-override.toml"),
+        "[defaults]\ndocker = \"29.2.1\"\n",
+    );
+    let conf = env.dir().join("zt1.conf");
+    write(
+        &conf,
+        "[Instance]\nBridgeCIDR=172.24.1.1/24\nPoolBase=172.25.0.0/16\nRuntime=sysbox-runc\nDockerVersion=29.2.1\nRoot=/srv/ztt-check/zt1\n",
+    );
+    let want =
+        "zt1.conf: error: Runtime=sysbox-runc needs the sysbox version from the artifacts manifest";
+    let o = env.run(&["check"]);
+    expect(&o, 1, want);
+    expect(&o, 1, "1 conf(s) would get none");
+    let o = env.run(&["check", conf.to_str().expect("utf-8")]);
+    expect(&o, 1, want);
+    expect(&o, 1, "1 conf(s) would get none");
+}
+
 #[test]
 fn check_prints_diagnostics_and_exits_by_errors() {
     let env = Env::new();

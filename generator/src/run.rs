@@ -8,7 +8,7 @@ use dockyard_model::load::{load_dir, LoadOptions};
 use dockyard_model::manifest;
 use dockyard_model::name::InstanceName;
 use dockyard_model::paths;
-use dockyard_model::{Diagnostic, Severity};
+use dockyard_model::{Diagnostic, Instance, Severity};
 use std::path::{Path, PathBuf};
 
 pub struct Settings {
@@ -75,6 +75,36 @@ pub fn version_defaults(
     }
 }
 
+/// The instances that can be rendered with `sysbox_version` (from
+/// [`version_defaults`]), and the version to render them with. Without a
+/// usable manifest there is no sysbox version to point units at: each
+/// Runtime=sysbox-runc instance is dropped with an error, in order; the
+/// count says how many.
+pub fn sysbox_needs_a_version(
+    mut instances: Vec<Instance>,
+    sysbox_version: Result<String, String>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> (Vec<Instance>, String, usize) {
+    match sysbox_version {
+        Ok(v) => (instances, v, 0),
+        Err(why) => {
+            let before = instances.len();
+            instances.retain(|i| {
+                if i.uses_sysbox() {
+                    diagnostics.push(Diagnostic::error(
+                        &i.conf,
+                        None,
+                        format!("Runtime=sysbox-runc needs the sysbox version from {why}"),
+                    ));
+                }
+                !i.uses_sysbox()
+            });
+            let dropped = before - instances.len();
+            (instances, String::new(), dropped)
+        }
+    }
+}
+
 /// Loads and renders; writes nothing.
 pub fn generate(settings: &Settings) -> Generated {
     let mut diagnostics = Vec::new();
@@ -88,25 +118,9 @@ pub fn generate(settings: &Settings) -> Generated {
     diagnostics.extend(catalog.diagnostics);
     let mut skipped = catalog.skipped.len();
 
-    let mut instances = catalog.instances;
-    let sysbox_version = match sysbox_version {
-        Ok(v) => v,
-        Err(why) => {
-            // Without a manifest there is no sysbox version to point at.
-            instances.retain(|i| {
-                if i.uses_sysbox() {
-                    diagnostics.push(Diagnostic::error(
-                        &i.conf,
-                        None,
-                        format!("Runtime=sysbox-runc needs the sysbox version from {why}"),
-                    ));
-                    skipped += 1;
-                }
-                !i.uses_sysbox()
-            });
-            String::new()
-        }
-    };
+    let (instances, sysbox_version, dropped) =
+        sysbox_needs_a_version(catalog.instances, sysbox_version, &mut diagnostics);
+    skipped += dropped;
     let mut output = unit::render(&instances, &sysbox_version);
     add_remnants(settings, catalog.running, &mut output, &mut diagnostics);
     Generated {
