@@ -38,8 +38,10 @@ Exit codes:
   1  failure: I/O, unpacking, disk full, store problems
   2  usage error
   3  manifest unreadable or invalid, or it does not pin the version/arch asked for
-  4  download failed: HTTP 404 or other final status, retries exhausted, --from file missing
+  4  download failed: HTTP 404 or other final status, retries exhausted, idle or rate bound
+     reached, TLS failure, over --max-size, --from file missing
   5  checksum mismatch: an artifact or an installed file is not what the manifest pins
+     (its sha256, or its pinned size)
   6  refused: the version is pinned by an instance, or a version directory is in the way";
 
 #[derive(Debug)]
