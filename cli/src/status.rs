@@ -4,11 +4,13 @@
 //! cannot be read without root is shown as "unknown (needs root)".
 
 use crate::error::{Exit, Failure, Result};
-use crate::probe::host::{self, Known};
+use crate::probe::host::{self, Known, Unknown};
 use crate::probe::http::{self, HttpError};
 use dockyard_model::firewall::{self, Ruleset};
 use dockyard_model::{paths, InstanceName};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,14 +50,14 @@ pub fn run(args: &Args) -> Result<()> {
         .flat_map(|k| [k.name.unit(), k.name.containerd_unit()])
         .collect();
     let states = host::unit_states(&units);
-    let reports: Vec<Value> = known
+    let reports: Vec<Report> = known
         .iter()
         .map(|k| {
             let state_of = |unit: String| match &states {
                 Ok(m) => m
                     .get(&unit)
                     .cloned()
-                    .ok_or_else(|| "unknown (systemctl did not report it)".to_string()),
+                    .ok_or_else(|| Unknown::Because("systemctl did not report it".into())),
                 Err(e) => Err(e.clone()),
             };
             report(
@@ -67,7 +69,10 @@ pub fn run(args: &Args) -> Result<()> {
         })
         .collect();
     if args.json {
-        let text = serde_json::to_string_pretty(&Value::Array(reports))
+        // Through a Value, whose objects keep their keys sorted: the
+        // output is what it always was, whatever the field order above.
+        let text = serde_json::to_value(&reports)
+            .and_then(|v| serde_json::to_string_pretty(&v))
             .map_err(|e| Failure::failed(format!("cannot encode the status: {e}")))?;
         println!("{text}");
     } else if reports.is_empty() {
@@ -77,28 +82,206 @@ pub fn run(args: &Args) -> Result<()> {
         );
     } else {
         for r in &reports {
-            println!("{}", line(r));
+            println!("{r}");
         }
     }
     Ok(())
 }
 
-/// Everything about one instance, as the JSON object of `--json`.
+/// Everything about one instance: its `--json` object (same keys) and,
+/// through `Display`, its status line.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub name: String,
+    pub conf: Option<PathBuf>,
+    pub conf_error: Option<String>,
+    pub runtime: Option<&'static str>,
+    pub unit: UnitReport,
+    /// Always there in a real report; a report without it leaves it off
+    /// the line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub containerd: Option<ContainerdReport>,
+    pub socket: SocketReport,
+    pub bridge: Bridge,
+    pub firewall: FirewallReport,
+    #[serde(flatten)]
+    pub containers: Containers,
+    pub docker: Option<DockerReport>,
+}
+
+/// A unit's state, or why it is not known.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum UnitReport {
+    Known {
+        load: String,
+        active: String,
+        sub: String,
+    },
+    Unknown {
+        error: Unknown,
+    },
+}
+
+impl From<std::result::Result<host::UnitState, Unknown>> for UnitReport {
+    fn from(r: std::result::Result<host::UnitState, Unknown>) -> UnitReport {
+        match r {
+            Ok(u) => UnitReport::Known {
+                load: u.load,
+                active: u.active,
+                sub: u.sub,
+            },
+            Err(error) => UnitReport::Unknown { error },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContainerdReport {
+    #[serde(flatten)]
+    pub state: UnitReport,
+    pub unit: String,
+    pub socket: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum SocketReport {
+    Seen {
+        path: PathBuf,
+        exists: bool,
+        owner: String,
+        group: String,
+        /// Octal, four digits, as `ls` and `chmod` write it.
+        mode: String,
+        ok: bool,
+    },
+    Unknown {
+        /// None when no root is known (no valid conf, no record).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<PathBuf>,
+        error: Unknown,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bridge {
+    Present,
+    Absent,
+}
+
+/// The instance's firewall rules against what they should be.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum FirewallReport {
+    /// Compared with the expected rule set (the networks are known).
+    Audited {
+        state: &'static str,
+        present: usize,
+        expected: usize,
+        missing: Vec<String>,
+        duplicated: Vec<Duplicate>,
+        stray: Vec<String>,
+        backend: &'static str,
+    },
+    /// The networks are unknown (no conf, no record): only what is tagged
+    /// for the instance.
+    Residue {
+        state: Residue,
+        present: usize,
+        stray: Vec<String>,
+    },
+    /// The rules could not be read.
+    Unread { state: Unknown },
+}
+
+#[derive(Debug, Serialize)]
+pub struct Duplicate {
+    pub rule: String,
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residue {
+    /// Nothing tagged for the instance.
+    Absent,
+    /// Tagged lines, which cannot be audited without the networks.
+    NetworksUnknown,
+}
+
+impl fmt::Display for Residue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Residue::Absent => "absent",
+            Residue::NetworksUnknown => "unknown (networks unknown: no conf)",
+        })
+    }
+}
+
+impl Serialize for Residue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// How many containers run, or why that is not known: the keys
+/// `containers` (a number or null) and `containers_error` (null or why).
+#[derive(Debug)]
+pub struct Containers(pub std::result::Result<usize, NoCount>);
+
+impl Serialize for Containers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        match &self.0 {
+            Ok(n) => {
+                m.serialize_entry("containers", n)?;
+                m.serialize_entry("containers_error", &None::<String>)?;
+            }
+            Err(why) => {
+                m.serialize_entry("containers", &None::<usize>)?;
+                m.serialize_entry("containers_error", &why.to_string())?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// Why there is no container count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoCount {
+    /// No socket answers (and no bridge): the instance is stopped.
+    NotRunning,
+    Unknown(Unknown),
+    /// The API answered something else, in its words.
+    Failed(String),
+}
+
+impl fmt::Display for NoCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoCount::NotRunning => f.write_str("not running"),
+            NoCount::Unknown(u) => u.fmt(f),
+            NoCount::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DockerReport {
+    pub version: String,
+    pub installed: bool,
+}
+
+/// Everything about one instance.
 pub fn report(
     k: &Known,
-    unit: std::result::Result<host::UnitState, String>,
-    containerd: std::result::Result<host::UnitState, String>,
-    live: &std::result::Result<String, String>,
-) -> Value {
+    unit: std::result::Result<host::UnitState, Unknown>,
+    containerd: std::result::Result<host::UnitState, Unknown>,
+    live: &std::result::Result<String, Unknown>,
+) -> Report {
     let name = &k.name;
-    let unit_json = |unit: std::result::Result<host::UnitState, String>| match unit {
-        Ok(u) => json!({"load": u.load, "active": u.active, "sub": u.sub}),
-        Err(e) => json!({"error": e}),
-    };
-    let unit = unit_json(unit);
-    let mut containerd = unit_json(containerd);
-    containerd["unit"] = Value::from(name.containerd_unit());
-    containerd["socket"] = Value::from(name.containerd_socket());
     let root: Option<String> = match &k.instance {
         Some(i) => Some(i.root.clone()),
         None => host::recorded_cleanup(name).map(|c| c.root.to_string_lossy().into_owned()),
@@ -107,42 +290,55 @@ pub fn report(
         .as_ref()
         .map(|r| PathBuf::from(format!("{r}/docker.sock")));
     let socket = match &socket_path {
-        None => json!({"error": "unknown (no valid conf and no recorded root)"}),
+        None => SocketReport::Unknown {
+            path: None,
+            error: Unknown::Because("no valid conf and no recorded root".into()),
+        },
         Some(p) => match host::socket_info(p) {
-            Ok(s) => json!({
-                "path": s.path,
-                "exists": s.exists,
-                "owner": s.owner,
-                "group": s.group,
-                "mode": format!("{:04o}", s.mode),
-                "ok": s.problem(name).is_none(),
-            }),
-            Err(e) => json!({"path": p, "error": e}),
+            Ok(s) => SocketReport::Seen {
+                ok: s.problem(name).is_none(),
+                path: s.path,
+                exists: s.exists,
+                owner: s.owner,
+                group: s.group,
+                mode: format!("{:04o}", s.mode),
+            },
+            Err(error) => SocketReport::Unknown {
+                path: Some(p.clone()),
+                error,
+            },
         },
     };
     let bridge = if host::bridge_exists(name) {
-        "present"
+        Bridge::Present
     } else {
-        "absent"
+        Bridge::Absent
     };
     let net = match &k.instance {
         Some(i) => Some(i.network()),
         None => host::recorded_network(name),
     };
     let backend = firewall::backend();
-    let rules = match (live, &net) {
-        (Err(e), _) => json!({"state": e}),
+    let firewall = match (live, &net) {
+        (Err(e), _) => FirewallReport::Unread { state: e.clone() },
         (Ok(live), Some(net)) => {
             let a = backend.audit(live, &Ruleset::of(net));
-            json!({
-                "state": a.state(),
-                "present": a.ok.len() + a.duplicated.len(),
-                "expected": a.total(),
-                "missing": a.missing.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-                "duplicated": a.duplicated.iter().map(|(e, n)| json!({"rule": e.to_string(), "count": n})).collect::<Vec<_>>(),
-                "stray": a.stray.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-                "backend": backend.name(),
-            })
+            FirewallReport::Audited {
+                state: a.state(),
+                present: a.ok.len() + a.duplicated.len(),
+                expected: a.total(),
+                missing: a.missing.iter().map(|e| e.to_string()).collect(),
+                duplicated: a
+                    .duplicated
+                    .iter()
+                    .map(|(e, n)| Duplicate {
+                        rule: e.to_string(),
+                        count: *n,
+                    })
+                    .collect(),
+                stray: a.stray.iter().map(|e| e.to_string()).collect(),
+                backend: backend.name(),
+            }
         }
         (Ok(live), None) => {
             let lines: Vec<String> = backend
@@ -150,173 +346,357 @@ pub fn report(
                 .iter()
                 .map(|l| l.to_string())
                 .collect();
-            json!({
-                "state": if lines.is_empty() { "absent" } else { "unknown (networks unknown: no conf)" },
-                "present": lines.len(),
-                "stray": lines,
-            })
+            FirewallReport::Residue {
+                state: if lines.is_empty() {
+                    Residue::Absent
+                } else {
+                    Residue::NetworksUnknown
+                },
+                present: lines.len(),
+                stray: lines,
+            }
         }
     };
-    let (containers, containers_error) = match &socket_path {
-        Some(p) if bridge == "present" || p.exists() => container_count(p, name),
-        _ => (Value::Null, Value::from("not running")),
+    let containers = match &socket_path {
+        Some(p) if bridge == Bridge::Present || p.exists() => container_count(p, name),
+        _ => Err(NoCount::NotRunning),
     };
-    let docker = match &k.instance {
-        Some(i) => {
-            json!({"version": i.docker_version, "installed": host::docker_installed(&i.docker_version)})
-        }
-        None => Value::Null,
-    };
-    json!({
-        "name": name.as_str(),
-        "conf": k.conf,
-        "conf_error": k.conf_error,
-        "runtime": k.instance.as_ref().map(|i| i.runtime.as_str()),
-        "unit": unit,
-        "containerd": containerd,
-        "socket": socket,
-        "bridge": bridge,
-        "firewall": rules,
-        "containers": containers,
-        "containers_error": containers_error,
-        "docker": docker,
-    })
+    Report {
+        name: name.as_str().to_string(),
+        conf: k.conf.clone(),
+        conf_error: k.conf_error.clone(),
+        runtime: k.instance.as_ref().map(|i| i.runtime.as_str()),
+        unit: unit.into(),
+        containerd: Some(ContainerdReport {
+            state: containerd.into(),
+            unit: name.containerd_unit(),
+            socket: name.containerd_socket(),
+        }),
+        socket,
+        bridge,
+        firewall,
+        containers: Containers(containers),
+        docker: k.instance.as_ref().map(|i| DockerReport {
+            version: i.docker_version.clone(),
+            installed: host::docker_installed(&i.docker_version),
+        }),
+    }
 }
 
 /// Running containers, from `GET /containers/json` on the socket.
-fn container_count(socket: &std::path::Path, name: &InstanceName) -> (Value, Value) {
+fn container_count(
+    socket: &std::path::Path,
+    name: &InstanceName,
+) -> std::result::Result<usize, NoCount> {
     match http::get(socket, "/containers/json", API_TIMEOUT) {
         Ok(r) if r.is_success() => match r.json() {
-            Ok(Value::Array(a)) => (Value::from(a.len()), Value::Null),
-            Ok(other) => (
-                Value::Null,
-                Value::from(format!("unexpected answer: {other}")),
-            ),
-            Err(e) => (Value::Null, Value::from(e)),
+            Ok(Value::Array(a)) => Ok(a.len()),
+            Ok(other) => Err(NoCount::Failed(format!("unexpected answer: {other}"))),
+            Err(e) => Err(NoCount::Failed(e)),
         },
-        Ok(r) => (
-            Value::Null,
-            Value::from(format!(
-                "the API answered HTTP {}: {}",
-                r.status,
-                r.text().trim()
-            )),
-        ),
-        Err(HttpError::PermissionDenied(_)) => (
-            Value::Null,
-            Value::from(format!(
-                "unknown (needs root or membership in group {})",
-                name.account()
-            )),
-        ),
-        Err(HttpError::NotListening(_)) => (Value::Null, Value::from("not running")),
-        Err(e) => (Value::Null, Value::from(e.to_string())),
+        Ok(r) => Err(NoCount::Failed(format!(
+            "the API answered HTTP {}: {}",
+            r.status,
+            r.text().trim()
+        ))),
+        Err(HttpError::PermissionDenied(_)) => {
+            Err(NoCount::Unknown(Unknown::NeedsRootOrGroup(name.account())))
+        }
+        Err(HttpError::NotListening(_)) => Err(NoCount::NotRunning),
+        Err(e) => Err(NoCount::Failed(e.to_string())),
     }
 }
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
+impl fmt::Display for UnitReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnitReport::Unknown { error } => error.fmt(f),
+            UnitReport::Known { load, .. } if load == "not-found" => f.write_str("no unit"),
+            UnitReport::Known { active, sub, .. } => write!(f, "{active}/{sub}"),
+        }
+    }
+}
+
+impl fmt::Display for SocketReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SocketReport::Unknown { error, .. } => error.fmt(f),
+            SocketReport::Seen { exists: false, .. } => f.write_str("absent"),
+            SocketReport::Seen {
+                owner,
+                group,
+                mode,
+                ok,
+                ..
+            } => write!(
+                f,
+                "{owner}:{group} {mode}{}",
+                if *ok { "" } else { " (wrong)" }
+            ),
+        }
+    }
+}
+
+impl fmt::Display for FirewallReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FirewallReport::Audited {
+                state,
+                present,
+                expected,
+                ..
+            } => write!(f, "{state} {present}/{expected}"),
+            FirewallReport::Residue { state, present, .. } => {
+                write!(f, "{state} ({present} lines)")
+            }
+            FirewallReport::Unread { state } => state.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for Bridge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Bridge::Present => "present",
+            Bridge::Absent => "absent",
+        })
+    }
 }
 
 /// The one-line form of a report.
-fn unit_text(unit: &Value) -> String {
-    match unit.get("error").and_then(Value::as_str) {
-        Some(e) => e.to_string(),
-        None if s(unit, "load") == "not-found" => "no unit".into(),
-        None => format!("{}/{}", s(unit, "active"), s(unit, "sub")),
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: unit {}", self.name, self.unit)?;
+        if let Some(c) = &self.containerd {
+            write!(f, "; containerd {}", c.state)?;
+        }
+        write!(
+            f,
+            "; socket {}; bridge {}; rules {}; containers ",
+            self.socket, self.bridge, self.firewall
+        )?;
+        match &self.containers.0 {
+            Ok(n) => write!(f, "{n}")?,
+            Err(why) => write!(f, "{why}")?,
+        }
+        match &self.docker {
+            None => f.write_str("; docker unknown")?,
+            Some(d) => write!(
+                f,
+                "; docker {} ({})",
+                d.version,
+                if d.installed {
+                    "installed"
+                } else {
+                    "NOT installed"
+                }
+            )?,
+        }
+        if self.conf.is_none() {
+            f.write_str("; no conf")?;
+        }
+        if let Some(e) = &self.conf_error {
+            write!(f, "; conf invalid: {e}")?;
+        }
+        Ok(())
     }
-}
-
-pub fn line(r: &Value) -> String {
-    let unit = unit_text(&r["unit"]);
-    let containerd = match &r["containerd"] {
-        Value::Null => String::new(),
-        c => format!("; containerd {}", unit_text(c)),
-    };
-    let sock = &r["socket"];
-    let socket = match sock.get("error").and_then(Value::as_str) {
-        Some(e) => e.to_string(),
-        None if sock["exists"] == Value::Bool(false) => "absent".into(),
-        None => format!(
-            "{}:{} {}{}",
-            s(sock, "owner"),
-            s(sock, "group"),
-            s(sock, "mode"),
-            if sock["ok"] == Value::Bool(true) {
-                ""
-            } else {
-                " (wrong)"
-            }
-        ),
-    };
-    let fw = &r["firewall"];
-    let rules = match (fw.get("present"), fw.get("expected")) {
-        (Some(p), Some(e)) => format!("{} {p}/{e}", s(fw, "state")),
-        (Some(p), None) => format!("{} ({p} lines)", s(fw, "state")),
-        _ => s(fw, "state").to_string(),
-    };
-    let containers = match &r["containers"] {
-        Value::Number(n) => n.to_string(),
-        _ => s(r, "containers_error").to_string(),
-    };
-    let docker = match &r["docker"] {
-        Value::Null => "unknown".to_string(),
-        d => format!(
-            "{} ({})",
-            s(d, "version"),
-            if d["installed"] == Value::Bool(true) {
-                "installed"
-            } else {
-                "NOT installed"
-            }
-        ),
-    };
-    let mut out = format!(
-        "{}: unit {unit}{containerd}; socket {socket}; bridge {}; rules {rules}; containers {containers}; docker {docker}",
-        s(r, "name"),
-        s(r, "bridge"),
-    );
-    if r["conf"].is_null() {
-        out.push_str("; no conf");
-    }
-    if let Some(e) = r["conf_error"].as_str() {
-        out.push_str(&format!("; conf invalid: {e}"));
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn running() -> Report {
+        Report {
+            name: "dy1".into(),
+            conf: Some("/etc/dockyard/instances.d/dy1.conf".into()),
+            conf_error: None,
+            runtime: Some("sysbox-runc"),
+            unit: UnitReport::Known {
+                load: "loaded".into(),
+                active: "active".into(),
+                sub: "running".into(),
+            },
+            containerd: Some(ContainerdReport {
+                state: UnitReport::Known {
+                    load: "loaded".into(),
+                    active: "active".into(),
+                    sub: "running".into(),
+                },
+                unit: "dy1_containerd.service".into(),
+                socket: "/run/dy1_containerd/containerd.sock".into(),
+            }),
+            socket: SocketReport::Seen {
+                path: "/srv/dy1/docker.sock".into(),
+                exists: true,
+                owner: "root".into(),
+                group: "dy1_docker".into(),
+                mode: "0660".into(),
+                ok: true,
+            },
+            bridge: Bridge::Present,
+            firewall: FirewallReport::Audited {
+                state: "present",
+                present: 9,
+                expected: 9,
+                missing: vec![],
+                duplicated: vec![],
+                stray: vec![],
+                backend: "iptables",
+            },
+            containers: Containers(Ok(2)),
+            docker: Some(DockerReport {
+                version: "29.2.1".into(),
+                installed: true,
+            }),
+        }
+    }
+
+    fn unreadable() -> Report {
+        Report {
+            name: "dy2".into(),
+            conf: None,
+            conf_error: None,
+            runtime: None,
+            unit: UnitReport::Unknown {
+                error: Unknown::Because("System has not been booted with systemd".into()),
+            },
+            containerd: None,
+            socket: SocketReport::Unknown {
+                path: None,
+                error: Unknown::NeedsRoot,
+            },
+            bridge: Bridge::Present,
+            firewall: FirewallReport::Unread {
+                state: Unknown::NeedsRoot,
+            },
+            containers: Containers(Err(NoCount::Unknown(Unknown::NeedsRootOrGroup(
+                "dy2_docker".into(),
+            )))),
+            docker: None,
+        }
+    }
 
     #[test]
     fn line_summarises_a_report() {
-        let r = json!({
-            "name": "dy1", "conf": "/etc/dockyard/instances.d/dy1.conf", "conf_error": null,
-            "unit": {"load": "loaded", "active": "active", "sub": "running"},
-            "containerd": {"load": "loaded", "active": "active", "sub": "running"},
-            "socket": {"path": "/srv/dy1/docker.sock", "exists": true, "owner": "root", "group": "dy1_docker", "mode": "0660", "ok": true},
-            "bridge": "present",
-            "firewall": {"state": "present", "present": 9, "expected": 9},
-            "containers": 2, "containers_error": null,
-            "docker": {"version": "29.2.1", "installed": true},
-        });
         assert_eq!(
-            line(&r),
+            running().to_string(),
             "dy1: unit active/running; containerd active/running; socket root:dy1_docker 0660; bridge present; rules present 9/9; containers 2; docker 29.2.1 (installed)"
         );
-        let r = json!({
-            "name": "dy2", "conf": null, "conf_error": null,
-            "unit": {"error": "unknown (System has not been booted with systemd)"},
-            "socket": {"error": "unknown (needs root)"},
-            "bridge": "present",
-            "firewall": {"state": "unknown (needs root)"},
-            "containers": null, "containers_error": "unknown (needs root or membership in group dy2_docker)",
-            "docker": null,
+        assert_eq!(
+            unreadable().to_string(),
+            "dy2: unit unknown (System has not been booted with systemd); socket unknown (needs root); bridge present; rules unknown (needs root); containers unknown (needs root or membership in group dy2_docker); docker unknown; no conf"
+        );
+    }
+
+    #[test]
+    fn line_names_absent_wrong_and_invalid() {
+        let mut r = running();
+        r.unit = UnitReport::Known {
+            load: "not-found".into(),
+            active: "inactive".into(),
+            sub: "dead".into(),
+        };
+        r.socket = SocketReport::Seen {
+            path: "/srv/dy1/docker.sock".into(),
+            exists: true,
+            owner: "root".into(),
+            group: "root".into(),
+            mode: "0666".into(),
+            ok: false,
+        };
+        r.firewall = FirewallReport::Residue {
+            state: Residue::NetworksUnknown,
+            present: 3,
+            stray: vec![],
+        };
+        r.containers = Containers(Err(NoCount::NotRunning));
+        r.docker = Some(DockerReport {
+            version: "28.5.2".into(),
+            installed: false,
+        });
+        r.conf_error = Some("BridgeCIDR= is required".into());
+        assert_eq!(
+            r.to_string(),
+            "dy1: unit no unit; containerd active/running; socket root:root 0666 (wrong); bridge present; rules unknown (networks unknown: no conf) (3 lines); containers not running; docker 28.5.2 (NOT installed); conf invalid: BridgeCIDR= is required"
+        );
+    }
+
+    /// The objects of `--json`, key for key, as they were built by hand
+    /// before the report had a type.
+    #[test]
+    fn json_keeps_every_key_and_value() {
+        let v = serde_json::to_value(running()).expect("json");
+        assert_eq!(
+            v,
+            json!({
+                "name": "dy1", "conf": "/etc/dockyard/instances.d/dy1.conf", "conf_error": null,
+                "runtime": "sysbox-runc",
+                "unit": {"load": "loaded", "active": "active", "sub": "running"},
+                "containerd": {"load": "loaded", "active": "active", "sub": "running",
+                    "unit": "dy1_containerd.service", "socket": "/run/dy1_containerd/containerd.sock"},
+                "socket": {"path": "/srv/dy1/docker.sock", "exists": true, "owner": "root", "group": "dy1_docker", "mode": "0660", "ok": true},
+                "bridge": "present",
+                "firewall": {"state": "present", "present": 9, "expected": 9, "missing": [], "duplicated": [], "stray": [], "backend": "iptables"},
+                "containers": 2, "containers_error": null,
+                "docker": {"version": "29.2.1", "installed": true},
+            })
+        );
+        let mut r = unreadable();
+        r.containerd = Some(ContainerdReport {
+            state: UnitReport::Unknown {
+                error: Unknown::Because("cannot run systemctl: gone".into()),
+            },
+            unit: "dy2_containerd.service".into(),
+            socket: "/run/dy2_containerd/containerd.sock".into(),
         });
         assert_eq!(
-            line(&r),
-            "dy2: unit unknown (System has not been booted with systemd); socket unknown (needs root); bridge present; rules unknown (needs root); containers unknown (needs root or membership in group dy2_docker); docker unknown; no conf"
+            serde_json::to_value(r).expect("json"),
+            json!({
+                "name": "dy2", "conf": null, "conf_error": null, "runtime": null,
+                "unit": {"error": "unknown (System has not been booted with systemd)"},
+                "containerd": {"error": "unknown (cannot run systemctl: gone)",
+                    "unit": "dy2_containerd.service", "socket": "/run/dy2_containerd/containerd.sock"},
+                "socket": {"error": "unknown (needs root)"},
+                "bridge": "present",
+                "firewall": {"state": "unknown (needs root)"},
+                "containers": null, "containers_error": "unknown (needs root or membership in group dy2_docker)",
+                "docker": null,
+            })
+        );
+        let fw = FirewallReport::Residue {
+            state: Residue::Absent,
+            present: 0,
+            stray: vec![],
+        };
+        assert_eq!(
+            serde_json::to_value(fw).expect("json"),
+            json!({"state": "absent", "present": 0, "stray": []})
+        );
+        let dup = FirewallReport::Audited {
+            state: "duplicated",
+            present: 9,
+            expected: 9,
+            missing: vec![],
+            duplicated: vec![Duplicate {
+                rule: "-A X".into(),
+                count: 2,
+            }],
+            stray: vec![],
+            backend: "iptables",
+        };
+        assert_eq!(
+            serde_json::to_value(dup).expect("json")["duplicated"],
+            json!([{"rule": "-A X", "count": 2}])
+        );
+        let sock = SocketReport::Unknown {
+            path: Some("/srv/dy1/docker.sock".into()),
+            error: Unknown::NeedsRoot,
+        };
+        assert_eq!(
+            serde_json::to_value(sock).expect("json"),
+            json!({"path": "/srv/dy1/docker.sock", "error": "unknown (needs root)"})
         );
     }
 }

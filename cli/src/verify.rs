@@ -85,7 +85,7 @@ pub fn run(args: &Args) -> Result<()> {
                 u.sub,
                 name.unit()
             )),
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
         },
     );
     let socket = PathBuf::from(inst.socket());
@@ -101,7 +101,7 @@ pub fn run(args: &Args) -> Result<()> {
                 )),
                 Some(p) => Err(p),
             },
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
         },
     );
     let ping = api(&socket, "GET", "/_ping", None).and_then(|r| {
@@ -179,7 +179,7 @@ fn containerd(name: &InstanceName) -> std::result::Result<String, String> {
     match host::unit_state(&unit) {
         Ok(u) if u.active == "active" => {}
         Ok(u) => return Err(format!("{unit} is {}/{}", u.active, u.sub)),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.to_string()),
     }
     let sock = name.containerd_socket();
     match std::fs::symlink_metadata(&sock) {
@@ -215,7 +215,7 @@ fn nat_rules(inst: &Instance) -> std::result::Result<String, String> {
 }
 
 fn audit(inst: &Instance) -> std::result::Result<Audit, String> {
-    let live = host::live_rules()?;
+    let live = host::live_rules().map_err(|e| e.to_string())?;
     Ok(firewall::backend().audit(&live, &Ruleset::of(&inst.network())))
 }
 

@@ -1,5 +1,6 @@
-//! Host facts, each read in the least privileged way that works. A fact that
-//! needs root is `Err("needs root")` for callers to print, never a failure.
+//! Host facts, each read in the least privileged way that works. A fact
+//! that cannot be read (it needs root, a tool is missing or failed) is an
+//! [`Unknown`] for callers to show in its place, never a failure.
 
 use dockyard_generator::run;
 use dockyard_model::contract::network::{self, Network};
@@ -14,7 +15,37 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub const NEEDS_ROOT: &str = "unknown (needs root)";
+/// Why a host fact is not known. Status and verify print it where the
+/// fact would be, as "unknown (…)"; callers that must decide (is it only a
+/// matter of privileges?) match on the variant, never on the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unknown {
+    /// Readable only by root.
+    NeedsRoot,
+    /// Readable by root or a member of this group (an instance's socket).
+    NeedsRootOrGroup(String),
+    /// Anything else, in the words of what failed.
+    Because(String),
+}
+
+impl std::fmt::Display for Unknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unknown::NeedsRoot => f.write_str("unknown (needs root)"),
+            Unknown::NeedsRootOrGroup(group) => {
+                write!(f, "unknown (needs root or membership in group {group})")
+            }
+            Unknown::Because(why) => write!(f, "unknown ({why})"),
+        }
+    }
+}
+
+/// In `--json`, the same text as on the status line.
+impl serde::Serialize for Unknown {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -125,7 +156,7 @@ impl UnitState {
 }
 
 /// `systemctl show` works without root.
-pub fn unit_state(unit: &str) -> Result<UnitState, String> {
+pub fn unit_state(unit: &str) -> Result<UnitState, Unknown> {
     // One unit asked for, one block back (keyed by its Id, which for an
     // alias differs from the name asked for: take the only value).
     Ok(unit_states(&[unit.to_string()])?
@@ -136,7 +167,7 @@ pub fn unit_state(unit: &str) -> Result<UnitState, String> {
 
 /// The states of many units with one `systemctl show` (one process for
 /// the whole status, however many instances), keyed by unit name.
-pub fn unit_states(units: &[String]) -> Result<BTreeMap<String, UnitState>, String> {
+pub fn unit_states(units: &[String]) -> Result<BTreeMap<String, UnitState>, Unknown> {
     if units.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -155,10 +186,10 @@ pub fn unit_states(units: &[String]) -> Result<BTreeMap<String, UnitState>, Stri
         .args(units)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("unknown (cannot run systemctl: {e})"))?;
+        .map_err(|e| Unknown::Because(format!("cannot run systemctl: {e}")))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("unknown ({})", err.trim().replace('\n', "; ")));
+        return Err(Unknown::Because(err.trim().replace('\n', "; ")));
     }
     Ok(parse_show_many(&String::from_utf8_lossy(&out.stdout)))
 }
@@ -252,28 +283,28 @@ pub fn systemd_running() -> bool {
 
 /// The live rules, as the firewall backend reads them; that needs root
 /// (CAP_NET_ADMIN).
-pub fn live_rules() -> Result<String, String> {
+pub fn live_rules() -> Result<String, Unknown> {
     if !is_root() {
-        return Err(NEEDS_ROOT.into());
+        return Err(Unknown::NeedsRoot);
     }
     let read = firewall::backend().read_program();
     let prog = paths::find_program(read.name, paths::Search::PathThenAdminDirs).map_err(|_| {
-        format!(
-            "unknown ({} not found; install the iptables package)",
+        Unknown::Because(format!(
+            "{} not found; install the iptables package",
             read.name
-        )
+        ))
     })?;
     let out = Command::new(&prog)
         .args(read.args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("unknown (cannot run {}: {e})", prog.display()))?;
+        .map_err(|e| Unknown::Because(format!("cannot run {}: {e}", prog.display())))?;
     if !out.status.success() {
-        return Err(format!(
-            "unknown ({} failed: {})",
+        return Err(Unknown::Because(format!(
+            "{} failed: {}",
             prog.display(),
             String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -325,8 +356,8 @@ impl SocketInfo {
 }
 
 /// Stat without following a symlink. The root is `root:NAME_docker 0750`,
-/// so others get `Err("needs root")`.
-pub fn socket_info(path: &Path) -> Result<SocketInfo, String> {
+/// so others get [`Unknown::NeedsRoot`].
+pub fn socket_info(path: &Path) -> Result<SocketInfo, Unknown> {
     match std::fs::symlink_metadata(path) {
         Ok(m) => Ok(SocketInfo {
             path: path.to_path_buf(),
@@ -344,8 +375,8 @@ pub fn socket_info(path: &Path) -> Result<SocketInfo, String> {
             group: String::new(),
             mode: 0,
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(NEEDS_ROOT.into()),
-        Err(e) => Err(format!("unknown ({}: {e})", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(Unknown::NeedsRoot),
+        Err(e) => Err(Unknown::Because(format!("{}: {e}", path.display()))),
     }
 }
 
@@ -396,6 +427,24 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!(m["a_docker.service"].active, "active");
         assert!(!m["b_docker.service"].exists());
+    }
+
+    #[test]
+    fn unknowns_read_as_before() {
+        assert_eq!(Unknown::NeedsRoot.to_string(), "unknown (needs root)");
+        assert_eq!(
+            Unknown::NeedsRootOrGroup("dy1_docker".into()).to_string(),
+            "unknown (needs root or membership in group dy1_docker)"
+        );
+        assert_eq!(
+            Unknown::Because("iptables-save not found; install the iptables package".into())
+                .to_string(),
+            "unknown (iptables-save not found; install the iptables package)"
+        );
+        assert_eq!(
+            serde_json::to_value(Unknown::NeedsRoot).expect("json"),
+            serde_json::json!("unknown (needs root)")
+        );
     }
 
     #[test]
