@@ -6,9 +6,10 @@
 //! prints a Markdown table for PERFORMANCE.md.
 //!
 //! Method. Every run gets its own namespace (`ip netns add dybench-PID-N`,
-//! untimed), and the timed part is exactly one command entered into it with
-//! `nsenter --net=/run/netns/NAME -- CMD`, for both contenders, so the entry
-//! cost is in both figures. Per iteration: helper `up` in namespace A, bash
+//! untimed), and the timed part is exactly one command spawned straight into
+//! it (the benchmark thread joins the namespace for the spawn), spawn to
+//! exit, for both contenders: what a unit's `ExecStartPre=` costs, without
+//! the start-up of an `nsenter` that production never runs. Per iteration: helper `up` in namespace A, bash
 //! `up` in namespace B, helper `down` in A, bash `down` in B (so `down`
 //! always tears down what the same tool brought up), then both namespaces
 //! are deleted. Every `up` is checked afterwards (bridge with its address
@@ -308,19 +309,33 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
-    /// Wall time from spawn to exit of one `nsenter … CMD`.
+    /// Wall time from spawn to exit of CMD run inside `ns`. The process is
+    /// spawned straight into the namespace, as systemd spawns a unit's
+    /// `ExecStartPre=` command in the host's: this thread joins the
+    /// namespace for the spawn and goes back to its own right after, so no
+    /// `nsenter` start-up is in either contender's figure.
     fn time(&self, ns: &Ns, prog: &OsString, args: &[String]) -> Res<Duration> {
-        let mut cmd = in_ns(ns, prog.clone(), args);
-        cmd.env("DOCKYARD_LOG", "stderr")
+        let mut cmd = Command::new(prog);
+        cmd.args(args)
+            .env("DOCKYARD_LOG", "stderr")
             .env("DOCKYARD_STATE_DIR", self.state_dir)
             .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        let target = fs::File::open(&ns.path)
+            .map_err(|e| format!("cannot open {}: {e}", ns.path.display()))?;
+        let home = fs::File::open("/proc/thread-self/ns/net")
+            .map_err(|e| format!("cannot open this thread's network namespace: {e}"))?;
         sleep(GAP);
+        enter(&target, &ns.path)?;
         let start = Instant::now();
-        let out = cmd
-            .output()
+        let spawned = cmd.spawn();
+        // Back before anything else can fail: every other command of the
+        // benchmark must run in the host's namespace.
+        enter(&home, Path::new("/proc/thread-self/ns/net"))?;
+        let out = spawned
+            .and_then(|c| c.wait_with_output())
             .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
         let took = start.elapsed();
         if !out.status.success() {
@@ -332,6 +347,21 @@ impl Bench<'_> {
         }
         Ok(took)
     }
+}
+
+/// Moves this thread into the network namespace `ns` (an open nsfs file).
+fn enter(ns: &fs::File, what: &Path) -> Res<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns takes a file descriptor we own and a flag; it changes
+    // only this thread's network namespace.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(format!(
+            "cannot enter the network namespace {}: {}",
+            what.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 /// The words of an `iptables-save` rule without `-A CHAIN` and without the
@@ -645,7 +675,7 @@ fn run() -> Res<()> {
     // Other work on the machine (a build) shows up as spread: say how busy it was.
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "{}; kernel {}; load average {}; {RUNS} runs each after {WARMUP} warm-ups, interleaved, each in a fresh network namespace entered with nsenter --net",
+        "{}; kernel {}; load average {}; {RUNS} runs each after {WARMUP} warm-ups, interleaved, each spawned straight into a fresh network namespace",
         iptables_version.trim(),
         output(Command::new("uname").arg("-r"))?.trim(),
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")

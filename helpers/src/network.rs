@@ -65,32 +65,13 @@ pub fn up(net: &Network) -> Result<()> {
     let t0 = Instant::now();
     let rules = Ruleset::of(net);
     notify::status(&format!("setting up the network of {}", net.instance));
-    // Two independent halves, run side by side: the firewall is two
-    // processes (a read of the whole ruleset, one write) and dominates a
-    // bring-up; the bridge is a few netlink requests. Rules may name an
-    // interface before it exists.
-    let (bridge, changed) = std::thread::scope(|s| {
-        let firewall =
-            s.spawn(|| crate::firewall::begin(firewall::backend()).and_then(|c| c.up(&rules)));
-        let bridge = bridge_up(net);
-        let changed = firewall
-            .join()
-            .unwrap_or_else(|_| Err(crate::error::Error::new("the firewall thread panicked")));
-        (bridge, changed)
-    });
-    if let Err(e) = bridge {
-        // Nothing half-done: the rules just added go again (a unit runs
-        // `down` after a failed start anyway; a hand-run `up` does not).
-        if changed.is_ok() {
-            if let Err(undo) =
-                crate::firewall::begin(firewall::backend()).and_then(|c| c.down(&net.instance))
-            {
-                log::error!("{undo}");
-            }
-        }
-        return Err(e);
-    }
-    let changed = changed?;
+    // The firewall's read and write processes start first and get going
+    // while the bridge is set up (both are a few milliseconds, and the
+    // firewall dominates a bring-up). If the bridge fails, the write gets
+    // no input and changes nothing.
+    let firewall = crate::firewall::begin(firewall::backend())?;
+    bridge_up(net)?;
+    let changed = firewall.up(&rules)?;
     log::info!(
         "instance {}: bridge {} has {} and is up; {} firewall rules {} ({} ms)",
         net.instance,
