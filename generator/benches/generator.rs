@@ -4,7 +4,7 @@
 //! as the floor a trivial generator costs (process start-up and exit).
 //!
 //! `cargo bench -p dockyard-generator --bench generator` (or `make bench`).
-//! Goal (issue 2): 1000 instances in under 50 ms on a 2-core machine.
+//! Goal: 1000 instances in under 50 ms on a 2-core machine.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -140,7 +140,8 @@ pub fn prepare_up_args(v: &Values<'_>) -> Vec<String> {
     args
 }
 
-/// Once dockerd is up: its steady daemon.json (dockyard-prepare(8) `started`).
+/// Once dockerd is up: its steady daemon.json (`dockyard-prepare started`,
+/// dockyard-helper(8)).
 pub fn prepare_started_args(v: &Values<'_>) -> Vec<String> {
     vec![
         paths::helper("dockyard-prepare"),
@@ -489,7 +490,7 @@ fn sysbox_units(version: &str) -> Vec<UnitFile> {
 /// valid conf any more: removed, or broken by an edit. Without it, the next
 /// `daemon-reload` would drop the unit from under the running dockerd and
 /// `systemctl stop` would run no `ExecStopPost=`, leaving its bridge, rules
-/// and mounts behind (found by the lifecycle suite). The conf's values are
+/// and mounts behind. The conf's values are
 /// gone, so the helpers are called with the instance name alone and use
 /// what their `up` recorded in /run/dockyard/NAME/. It can only be stopped.
 pub fn remnant_units(name: &dockyard_model::name::InstanceName, conf: &str) -> [UnitFile; 2] {

@@ -214,7 +214,7 @@ impl Watcher {
                 self.fixed += 1;
                 // Logged, not sent as STATUS=: sd_notify sends block, and a
                 // notify socket nobody drains (its queue holds ~10 datagrams)
-                // would stall the watcher; found by the integration test.
+                // would stall the watcher.
                 log::info!("re-owned {} to {}:{}", path.display(), self.uid, self.gid);
             }
             Err(Errno::ENOENT) => {}

@@ -1,6 +1,7 @@
 //! Parsing `/proc/self/mountinfo`: which mounts lie below a directory,
-//! deepest first. Shared by `dockyard-prepare down` (leftover dockerd
-//! mounts) and `dockyard destroy` (stale mounts under an instance root).
+//! deepest first. `dockyard-mounts` reads the file and detaches them for
+//! `dockyard-prepare down` (leftover dockerd mounts) and `dockyard destroy`
+//! (stale mounts under an instance root).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
