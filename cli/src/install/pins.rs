@@ -46,7 +46,7 @@ pub fn load(manifest: &Manifest) -> Pins {
     let catalog = load_dir(&LoadOptions {
         dir: &dir,
         defaults: &defaults,
-        sys_class_net: std::path::Path::new("/sys/class/net"),
+        sys_class_net: &dockyard_model::paths::sys_class_net(),
     });
     let mut pins = Pins {
         dir,
