@@ -389,7 +389,7 @@ t04b_containerd_restart() {
 
 # A reboot with the host's Docker enabled beside the instances: all come back, the
 # instances' rules exactly once, docker0 there, both reach upstream.
-t10_reboot_beside_host_docker() {
+t09_reboot_beside_host_docker() {
     local n
     lc_exec systemctl is-enabled docker.service || lc_fail "the host's docker.service is not enabled"
     lc_reboot
@@ -407,7 +407,7 @@ t10_reboot_beside_host_docker() {
     listeners ic
     reach_check ia ib:bridge:reach ic:bridge:block ic:net:block ic:gw:block
     reach_check ic ib:bridge:block ib:net:block
-    # The reboot made a new docker0 and stopped the host's container: what test 9
+    # The reboot made a new docker0 and stopped the host's container: what test 10
     # compares against is taken anew.
     hd rm -f hostc >/dev/null 2>&1 || true
     hd run -d --name hostc "$LC_IMAGE" sleep 100000 >/dev/null
@@ -564,7 +564,7 @@ t08_flushed_chains() {
     reach_check ic ia:bridge:block ia:net:block ia:gw:block ib:bridge:block ib:net:block ib:gw:block
 }
 
-t09_status_verify_destroy() {
+t10_status_verify_destroy() {
     local json n out problems=()
     # Status and verify are looked at first, but destroy and its checks run whatever
     # they found; everything is reported at the end.
@@ -622,8 +622,8 @@ lc_test "5b. AllowFrom= naming no instance: no unit, file:line error from the ge
 lc_test "6. from upstream: unpublished ports unreachable, published port reachable; AllowFrom=CIDR opens" t06_from_upstream
 lc_test "7. BridgeCIDR=/PoolBase= changed on a stopped instance: only the new networks, nothing of the old" t07_networks_follow_conf
 lc_test "8. FORWARD and INPUT flushed, one instance restarted: isolation, outbound and rules of all back" t08_flushed_chains
-lc_test "10. reboot with the host's Docker enabled: all back, rules exactly once, docker0, upstream, isolation" t10_reboot_beside_host_docker
-lc_test "9. status present, verify passes, destroy of all: no Dockyard rule, chain or bridge; host Docker intact" t09_status_verify_destroy
+lc_test "9. reboot with the host's Docker enabled: all back, rules exactly once, docker0, upstream, isolation" t09_reboot_beside_host_docker
+lc_test "10. status present, verify passes, destroy of all: no Dockyard rule, chain or bridge; host Docker intact" t10_status_verify_destroy
 
 lc_log "timings: rootfs ${LC_ROOTFS_SECONDS}s, boot ${LC_BOOT_SECONDS}s, total $(lc__elapsed "$SUITE_T0")s before teardown"
 lc_summary
