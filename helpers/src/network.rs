@@ -119,9 +119,15 @@ fn match_network_store(net: &Network, data_root: &Path) -> Result<()> {
     let dir = data_root.join("network");
     let record = dir.join("dockyard-networks");
     let store = dir.join("files").join("local-kv.db");
+    // The keys are the contract's option names, as in the helpers' records.
     let want = format!(
-        "bridge-cidr={}\nfixed-cidr={}\npool={}\n",
-        net.bridge_cidr, net.fixed, net.pool
+        "{}={}\n{}={}\n{}={}\n",
+        network::BRIDGE_CIDR.name,
+        net.bridge_cidr,
+        network::FIXED_CIDR.name,
+        net.fixed,
+        network::POOL.name,
+        net.pool
     );
     let have = match std::fs::read_to_string(&record) {
         Ok(t) => Some(t),
