@@ -149,12 +149,7 @@ impl Store {
                 self.clean_partials(keep)?;
                 continue;
             }
-            let removed = if path.is_dir() && !path.is_symlink() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            removed.map_err(|e| Failure::io("cannot remove the leftover", &path, &e))?;
+            remove_leftover(&path)?;
             cleaned += 1;
         }
         Ok(cleaned)
@@ -181,12 +176,7 @@ impl Store {
             if wanted && path.is_file() && !path.is_symlink() {
                 continue;
             }
-            let removed = if path.is_dir() && !path.is_symlink() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            removed.map_err(|e| Failure::io("cannot remove the leftover", &path, &e))?;
+            remove_leftover(&path)?;
         }
         self.tidy_partials();
         Ok(())
@@ -351,4 +341,15 @@ pub fn record_files(taken: &BTreeMap<String, verify::Copied>) -> Vec<RecordedFil
             sha256: c.sha256.clone(),
         })
         .collect()
+}
+
+/// A leftover of an interrupted run: a directory goes whole (never through
+/// a symlink: `remove_dir_all` does not follow them), anything else alone.
+fn remove_leftover(path: &Path) -> Result<()> {
+    let removed = if path.is_dir() && !path.is_symlink() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    removed.map_err(|e| Failure::io("cannot remove the leftover", path, &e))
 }
