@@ -28,7 +28,7 @@ FISHCOMPDIR   = $(PREFIX)/share/fish/vendor_completions.d
 
 RELEASE       = $(or $(CARGO_TARGET_DIR),target)/release
 HELPER_NAMES  = dockyard-network dockyard-prepare dockyard-sysbox-chown
-MAN5          = man/dockyard.conf.5
+MAN5          = man/dockyard.conf.5 man/dockyard-host.conf.5
 MAN8          = man/dockyard-generator.8 man/dockyard-helper.8 man/dockyard.8
 
 # Generated units call the helpers and name the package's data files by
@@ -113,7 +113,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/dockyard
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/dockyard $(DESTDIR)$(ZSHCOMPDIR)/_dockyard $(DESTDIR)$(FISHCOMPDIR)/dockyard.fish
 	rm -f $(DESTDIR)$(LIBEXECDIR)/dockyard-helper $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(HELPER_NAMES))
-	rm -f $(DESTDIR)$(MANDIR)/man5/dockyard.conf.5 $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5))) $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
 	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)
 	-rmdir $(DESTDIR)$(LIBEXECDIR)
 

@@ -3,7 +3,8 @@
 //! disagree. Without FILE it checks the whole instances directory exactly
 //! as a `daemon-reload` would; with FILEs it checks those confs (which need
 //! not be in the directory yet) and their conflicts with the directory's
-//! instances, as if they had just been dropped in.
+//! instances, as if they had just been dropped in. Either way it also
+//! checks the host's policy file (`/etc/dockyard/dockyard.conf`).
 
 use crate::error::{Failure, Result};
 use dockyard_generator::run::{generate, sysbox_needs_a_version, version_defaults, Settings};
@@ -11,6 +12,7 @@ use dockyard_generator::{output, unit};
 use dockyard_model::conflict::{self, Standing};
 use dockyard_model::instance::VersionDefaults;
 use dockyard_model::load::{load_dir, load_one, LoadOptions};
+use dockyard_model::{hostconf, paths};
 use dockyard_model::{Diagnostic, Instance};
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -18,7 +20,8 @@ use std::time::SystemTime;
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  no errors (warnings do not fail)
-  1  at least one error: a conf would get no unit, or the directory or manifest is unusable
+  1  at least one error: a conf would get no unit, the directory or manifest is unusable,
+     or the host's policy file /etc/dockyard/dockyard.conf has an error
   2  usage error";
 
 #[derive(clap::Args, Debug)]
@@ -132,8 +135,11 @@ pub fn against_dir(
     (mine, conflicts)
 }
 
+/// The instances (all of the directory, or `files`), and the host's
+/// policy file (dockyard-host.conf(5)) that `new` and the helpers read.
 pub fn check(settings: &Settings, files: &[PathBuf]) -> Report {
-    if files.is_empty() {
+    let (_, mut diagnostics) = hostconf::load(&paths::host_conf());
+    let mut report = if files.is_empty() {
         let g = generate(settings);
         Report {
             diagnostics: g.diagnostics,
@@ -142,7 +148,10 @@ pub fn check(settings: &Settings, files: &[PathBuf]) -> Report {
         }
     } else {
         check_files(settings, files)
-    }
+    };
+    diagnostics.append(&mut report.diagnostics);
+    report.diagnostics = diagnostics;
+    report
 }
 
 pub fn run(args: &Args) -> Result<()> {

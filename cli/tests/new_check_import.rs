@@ -1,7 +1,8 @@
 //! `dockyard new`, `check` and `import` through the built binary, on
 //! temporary instances directories (DOCKYARD_INSTANCES_DIR), a temporary
 //! lock (DOCKYARD_NEW_LOCK) and a fake /sys/class/net
-//! (DOCKYARD_SYS_CLASS_NET). Roots are paths under /srv that are never
+//! (DOCKYARD_SYS_CLASS_NET) and a host policy file that is absent unless
+//! a test writes it (DOCKYARD_HOST_CONF). Roots are paths under /srv that are never
 //! created (`new` only checks that they do not exist).
 
 use ipnet::Ipv4Net;
@@ -43,8 +44,14 @@ impl Env {
             .env(
                 "DOCKYARD_ARTIFACTS_MANIFEST",
                 self.tmp.path().join("no-override.toml"),
-            );
+            )
+            .env("DOCKYARD_HOST_CONF", self.host_conf());
         c
+    }
+
+    /// The host's policy file; absent unless a test writes it.
+    fn host_conf(&self) -> PathBuf {
+        self.tmp.path().join("dockyard.conf")
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -409,6 +416,48 @@ fn check_refuses_sysbox_without_a_manifest_version() {
     let o = env.run(&["check", conf.to_str().expect("utf-8")]);
     expect(&o, 1, want);
     expect(&o, 1, "1 conf(s) would get none");
+}
+
+#[test]
+fn check_reports_the_host_policy_file_at_its_lines() {
+    let env = Env::new();
+    write(&env.dir().join("zt1.conf"), GOOD);
+    let host = env.host_conf();
+    let at = host.display().to_string();
+    // Missing: every default, nothing to say.
+    let o = env.run(&["check"]);
+    expect(&o, 0, "0 error(s), 0 warning(s)");
+    write(
+        &host,
+        "[Allocation]\nPoolPrefix=20\n[Firewall]\nBackend=nftables\nColour=red\n",
+    );
+    let o = env.run(&["check"]);
+    expect(
+        &o,
+        0,
+        &format!("{at}:5: warning: unknown key Colour= in [Firewall]"),
+    );
+    expect(&o, 0, "0 error(s), 1 warning(s)");
+    write(&host, "[Allocation]\nBridgeRange=8.8.0.0/16\n[Firewal]\n");
+    for args in [
+        vec!["check"],
+        vec!["check", env.dir().join("zt1.conf").to_str().expect("utf-8")],
+    ] {
+        let o = env.run(&args);
+        expect(
+            &o,
+            1,
+            &format!(
+                "{at}:2: error: BridgeRange=8.8.0.0/16: 8.8.0.0/16 is not inside a private range"
+            ),
+        );
+        expect(
+            &o,
+            1,
+            &format!("{at}:3: warning: unknown section [Firewal]"),
+        );
+        expect(&o, 1, "1 error(s), 1 warning(s)");
+    }
 }
 
 #[test]

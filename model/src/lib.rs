@@ -10,6 +10,7 @@ pub mod conflict;
 pub mod contract;
 pub mod diag;
 pub mod firewall;
+pub mod hostconf;
 pub mod ini;
 pub mod instance;
 pub mod load;

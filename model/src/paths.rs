@@ -15,6 +15,12 @@ pub const INSTANCES_DIR_ENV: &str = "DOCKYARD_INSTANCES_DIR";
 pub const MANIFEST_OVERRIDE: &str = "/etc/dockyard/artifacts.toml";
 pub const MANIFEST_OVERRIDE_ENV: &str = "DOCKYARD_ARTIFACTS_MANIFEST";
 
+/// The host's policy (dockyard-host.conf(5)): allocation ranges, the
+/// firewall backend; `DOCKYARD_HOST_CONF` moves it. Missing means every
+/// default.
+pub const HOST_CONF: &str = "/etc/dockyard/dockyard.conf";
+pub const HOST_CONF_ENV: &str = "DOCKYARD_HOST_CONF";
+
 /// Where the kernel lists network interfaces, so where a running
 /// instance's bridge shows up; `DOCKYARD_SYS_CLASS_NET` moves it (for
 /// tests).
@@ -44,6 +50,11 @@ pub fn instances_dir() -> PathBuf {
 /// The admin manifest in effect (`DOCKYARD_ARTIFACTS_MANIFEST`).
 pub fn manifest_override() -> PathBuf {
     overridable(MANIFEST_OVERRIDE_ENV, MANIFEST_OVERRIDE)
+}
+
+/// The host's policy file in effect (`DOCKYARD_HOST_CONF`).
+pub fn host_conf() -> PathBuf {
+    overridable(HOST_CONF_ENV, HOST_CONF)
 }
 
 /// `/sys/class/net` in effect (`DOCKYARD_SYS_CLASS_NET`).
