@@ -6,7 +6,7 @@
 use crate::error::{Exit, Failure, Result};
 use crate::probe::host::{self, Known, Unknown};
 use crate::probe::http::{self, HttpError};
-use dockyard_model::firewall::{self, Ruleset};
+use dockyard_model::firewall::choice;
 use dockyard_model::{paths, InstanceName};
 use serde::Serialize;
 use serde_json::Value;
@@ -44,7 +44,7 @@ pub fn run(args: &Args) -> Result<()> {
             )));
         }
     }
-    let live = host::live_rules();
+    let live = host::LiveRules::default();
     let units: Vec<String> = known
         .iter()
         .flat_map(|k| [k.name.unit(), k.name.containerd_unit()])
@@ -279,7 +279,7 @@ pub fn report(
     k: &Known,
     unit: std::result::Result<host::UnitState, Unknown>,
     containerd: std::result::Result<host::UnitState, Unknown>,
-    live: &std::result::Result<String, Unknown>,
+    live: &host::LiveRules,
 ) -> Report {
     let name = &k.name;
     let root: Option<String> = match &k.instance {
@@ -318,11 +318,11 @@ pub fn report(
         Some(i) => Some(i.network()),
         None => host::recorded_network(name),
     };
-    let backend = firewall::backend();
-    let firewall = match (live, &net) {
+    let backend = choice::in_effect(name);
+    let firewall = match (live.of(backend), &net) {
         (Err(e), _) => FirewallReport::Unread { state: e.clone() },
         (Ok(live), Some(net)) => {
-            let a = backend.audit(live, &Ruleset::of(net));
+            let a = backend.audit(live, net);
             FirewallReport::Audited {
                 state: a.state(),
                 present: a.ok.len() + a.duplicated.len(),

@@ -10,7 +10,7 @@
 use crate::error::{Exit, Failure, Result};
 use crate::probe::host;
 use crate::probe::http::{self, HttpError, Response};
-use dockyard_model::firewall::{self, Audit, Ruleset, Table};
+use dockyard_model::firewall::{choice, Audit, Table};
 use dockyard_model::{paths, Instance, InstanceName};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -207,16 +207,18 @@ fn nat_rules(inst: &Instance) -> std::result::Result<String, String> {
         return Err(format!("missing: {}", missing.join("; ")));
     }
     Ok(format!(
-        "MASQUERADE of {} and {} through chain {} in place",
+        "masquerade of {} and {} in place ({})",
         inst.fixed,
         inst.pool,
-        inst.name.firewall_chain()
+        choice::in_effect(&inst.name).name()
     ))
 }
 
 fn audit(inst: &Instance) -> std::result::Result<Audit, String> {
-    let live = host::live_rules().map_err(|e| e.to_string())?;
-    Ok(firewall::backend().audit(&live, &Ruleset::of(&inst.network())))
+    let backend = choice::in_effect(&inst.name);
+    let live = host::LiveRules::default();
+    let live = live.of(backend).as_ref().map_err(|e| e.to_string())?;
+    Ok(backend.audit(live, &inst.network()))
 }
 
 /// The isolation: every rule of the instance in place exactly once.

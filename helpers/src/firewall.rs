@@ -4,12 +4,19 @@
 //!
 //! Why not the `iptables` crate: it execs `iptables` once per check and once
 //! per add (about 10 ms a rule here); a plan is two processes in total.
+//!
+//! A plan reaches its writer in one write(2) into an empty pipe with room
+//! for all of it: the kernel copies it whole, so a helper killed at any
+//! point leaves the writer either the whole plan or an empty input (a
+//! no-op). That matters for `nft -f -`, which would commit a plan cut at a
+//! line as a shorter, still valid transaction.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use dockyard_model::firewall::{Backend, Program, Ruleset};
+use dockyard_model::contract::network::Network;
+use dockyard_model::firewall::{Backend, Program};
 use dockyard_model::paths::{self, Search};
 use dockyard_model::{state, InstanceName};
 use nix::fcntl::{Flock, FlockArg};
@@ -20,11 +27,24 @@ use crate::error::{Context, Error, Result};
 /// to systemd's default when PATH is unset.
 pub fn find_program(name: &str) -> Result<PathBuf> {
     paths::find_program(name, Search::PathOrDefault).map_err(|e| {
+        let package = if name == "nft" { "nftables" } else { "iptables" };
         Error::new(format!(
-            "{name} not found on PATH ({}); install the iptables package (apt-get install iptables)",
-            e.path.to_string_lossy()
+            "{name} not found on PATH ({}); install the {package} package (apt-get install {package}), or choose the other backend with [Firewall] Backend= in {}",
+            e.path.to_string_lossy(),
+            paths::host_conf().display()
         ))
     })
+}
+
+/// Room in the writer's pipe for all of `len` bytes (64 KiB by default).
+fn make_room(stdin: &std::process::ChildStdin, len: usize) -> Result<()> {
+    const DEFAULT_PIPE: usize = 65536;
+    if len <= DEFAULT_PIPE {
+        return Ok(());
+    }
+    nix::fcntl::fcntl(stdin, nix::fcntl::FcntlArg::F_SETPIPE_SZ(len as nix::libc::c_int))
+        .map(|_| ())
+        .ctx(|| format!("cannot make a pipe of {len} bytes for the firewall plan (see /proc/sys/fs/pipe-max-size)"))
 }
 
 fn spawn(program: Program, input: bool) -> Result<Child> {
@@ -113,6 +133,7 @@ impl Change {
                 .stdin
                 .take()
                 .ok_or_else(|| Error::new(format!("{} has no input pipe", apply.name)))?;
+            make_room(&stdin, text.len())?;
             stdin
                 .write_all(text.as_bytes())
                 .ctx(|| format!("cannot write rules to {}", apply.name))?;
@@ -123,12 +144,13 @@ impl Change {
         Ok(text.map_or(0, |t| t.lines().count()))
     }
 
-    pub fn up(self, want: &Ruleset) -> Result<usize> {
+    pub fn up(self, net: &Network) -> Result<usize> {
         let backend = self.backend;
-        self.apply(|live| backend.plan_up(live, want)).map_err(|e| {
+        self.apply(|live| backend.plan_up(live, net)).map_err(|e| {
             Error::new(format!(
-                "adding the firewall rules of instance {} failed: {e}",
-                want.instance
+                "adding the {} rules of instance {} failed: {e}",
+                backend.name(),
+                net.instance
             ))
         })
     }
@@ -138,7 +160,8 @@ impl Change {
         self.apply(|live| backend.plan_down(live, instance))
             .map_err(|e| {
                 Error::new(format!(
-                    "removing the firewall rules of instance {instance} failed: {e}"
+                    "removing the {} rules of instance {instance} failed: {e}",
+                    backend.name()
                 ))
             })
     }

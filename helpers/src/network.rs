@@ -6,8 +6,10 @@
 use std::path::Path;
 use std::time::Instant;
 
+use dockyard_model::contract::firewall as firewall_record;
 use dockyard_model::contract::network::{self, Network};
-use dockyard_model::firewall::{self, Ruleset};
+use dockyard_model::firewall::{self, choice, Backend};
+use dockyard_model::paths::{self, Search};
 use dockyard_model::InstanceName;
 use ipnet::Ipv4Net;
 
@@ -63,30 +65,74 @@ fn down_from_record(instance: &InstanceName) -> Result<()> {
 
 pub fn up(net: &Network) -> Result<()> {
     let t0 = Instant::now();
-    let rules = Ruleset::of(net);
+    let chosen = choice::chosen();
+    let backend = chosen.backend;
     notify::status(&format!("setting up the network of {}", net.instance));
+    leave_other_backends(&net.instance, backend)?;
+    // Recorded before the rules go in: a helper killed after writing them
+    // must not leave rules that no record names.
+    state::save(
+        &net.instance,
+        firewall_record::RECORD,
+        &choice::record_text(backend),
+    )?;
     // The firewall's read and write processes start first and get going
     // while the bridge is set up (both are a few milliseconds, and the
     // firewall dominates a bring-up). If the bridge fails, the write gets
     // no input and changes nothing.
-    let firewall = crate::firewall::begin(firewall::backend())?;
+    let change = crate::firewall::begin(backend)?;
     bridge_up(net)?;
-    let changed = firewall.up(&rules)?;
+    let changed = change.up(net)?;
     log::info!(
-        "instance {}: bridge {} has {} and is up; {} firewall rules {} ({} ms)",
+        "instance {}: bridge {} has {} and is up; {} rules {} ({} ms; {})",
         net.instance,
         net.bridge(),
         net.bridge_cidr,
-        rules.len(),
+        backend.name(),
         if changed == 0 {
             "were already in place"
         } else {
             "put in place"
         },
-        t0.elapsed().as_millis()
+        t0.elapsed().as_millis(),
+        chosen.why
     );
     notify::status(&format!("network of {} is ready", net.instance));
     Ok(())
+}
+
+/// When the instance's rules were written by another backend than the one
+/// chosen now (the setting changed while it ran and it is starting again
+/// without a stop in between), that backend removes them first.
+fn leave_other_backends(instance: &InstanceName, backend: &'static dyn Backend) -> Result<()> {
+    let old = match choice::recorded(instance) {
+        Ok(Some(old)) if old.name() != backend.name() => vec![old],
+        Ok(_) => return Ok(()),
+        Err(e) => {
+            log::warn!("instance {instance}: {e}; removing its rules from every other backend");
+            installed_backends()
+                .into_iter()
+                .filter(|b| b.name() != backend.name())
+                .collect()
+        }
+    };
+    for b in old {
+        log::info!(
+            "instance {instance}: moving its rules from {} to {}",
+            b.name(),
+            backend.name()
+        );
+        crate::firewall::begin(b)?.down(instance)?;
+    }
+    Ok(())
+}
+
+/// The backends whose programs this host has.
+fn installed_backends() -> Vec<&'static dyn Backend> {
+    firewall::BACKENDS
+        .into_iter()
+        .filter(|b| paths::find_program(b.read_program().name, Search::PathOrDefault).is_ok())
+        .collect()
 }
 
 /// The bridge with exactly its address, up; forwarding; dockerd's network
@@ -225,11 +271,28 @@ fn enable_forwarding() -> Result<()> {
 pub fn down(instance: &InstanceName, bridge: &str, pool: Option<Ipv4Net>) -> Result<()> {
     let mut f = Failures::default();
     notify::status(&format!("removing firewall rules of {instance}"));
-    let change = crate::firewall::begin(firewall::backend());
-    if let Some(n) = f.record(change.and_then(|c| c.down(instance))) {
-        if n > 0 {
-            log::info!("instance {instance}: firewall rules and chains removed");
+    // The backend that wrote the rules; with nothing recorded (a Dockyard
+    // that kept no record, or a record lost), every backend looks.
+    let backends = match choice::recorded(instance) {
+        Ok(Some(b)) => vec![b],
+        Ok(None) => installed_backends(),
+        Err(e) => {
+            log::warn!("instance {instance}: {e}; looking in every backend");
+            installed_backends()
         }
+    };
+    let mut removed = true;
+    for backend in backends {
+        let change = crate::firewall::begin(backend).and_then(|c| c.down(instance));
+        match f.record(change) {
+            Some(n) if n > 0 => log::info!("instance {instance}: {} rules removed", backend.name()),
+            Some(_) => {}
+            None => removed = false,
+        }
+    }
+    // Kept while rules may be left, so the next try knows where they are.
+    if removed {
+        f.record(state::remove(instance, firewall_record::RECORD));
     }
 
     notify::status(&format!("removing bridges of {instance}"));

@@ -127,6 +127,16 @@ pub fn abs_path(opt: Opt, s: &str) -> Result<PathBuf, BadValue> {
 
 /// `dockyard-network up|down`: the instance's bridge, forwarding, firewall
 /// and the network store of its dockerd.
+/// What `dockyard-network up` records about the firewall: the backend that
+/// wrote the instance's rules, so that `down`, `status`, `verify` and
+/// `destroy` use it also after the host's setting changed.
+pub mod firewall {
+    use super::*;
+
+    pub const BACKEND: Opt = once("backend");
+    pub const RECORD: &str = "firewall";
+}
+
 pub mod network {
     use super::*;
 

@@ -86,6 +86,12 @@ impl InstanceName {
         format!("DOCKYARD-{}", self.0)
     }
 
+    /// Its nftables table (the nftables backend): deleting it is most of
+    /// the instance's teardown. Table names have room to spare.
+    pub fn nft_table(&self) -> String {
+        format!("dockyard-{}", self.0)
+    }
+
     /// Its filter chain for the gateway addresses on the host (INPUT).
     pub fn firewall_input_chain(&self) -> String {
         format!("DOCKYARD-{}-IN", self.0)

@@ -5,7 +5,7 @@
 use crate::probe::host;
 use dockyard_model::contract::network::Network;
 use dockyard_model::load::load_one;
-use dockyard_model::{firewall, ini, paths, root, state, InstanceName};
+use dockyard_model::{ini, paths, root, state, InstanceName};
 use std::path::{Path, PathBuf};
 
 /// What the instance consists of, as found on the host.
@@ -80,9 +80,7 @@ pub(super) fn inspect(name: &InstanceName) -> Found {
     let unit = host::unit_state(&name.unit())
         .map(|u| u.exists())
         .unwrap_or(false);
-    let rules = host::live_rules()
-        .map(|live| !firewall::backend().residue(&live, name).is_empty())
-        .unwrap_or(true);
+    let rules = host::LiveRules::default().any_residue(name);
     let run_dirs = [
         PathBuf::from(name.exec_root()),
         PathBuf::from(name.containerd_run_dir()),

@@ -5,7 +5,7 @@
 use dockyard_generator::run;
 use dockyard_model::contract::network::{self, Network};
 use dockyard_model::contract::prepare::{self, Cleanup};
-use dockyard_model::firewall;
+use dockyard_model::firewall::{self, Backend};
 use dockyard_model::instance::{Instance, VersionDefaults};
 use dockyard_model::load::{load_dir, LoadOptions};
 use dockyard_model::state;
@@ -24,6 +24,9 @@ pub enum Unknown {
     NeedsRoot,
     /// Readable by root or a member of this group (an instance's socket).
     NeedsRootOrGroup(String),
+    /// The program that would read it is not installed (a firewall
+    /// backend the host does not have).
+    NotInstalled(&'static str),
     /// Anything else, in the words of what failed.
     Because(String),
 }
@@ -35,6 +38,7 @@ impl std::fmt::Display for Unknown {
             Unknown::NeedsRootOrGroup(group) => {
                 write!(f, "unknown (needs root or membership in group {group})")
             }
+            Unknown::NotInstalled(program) => write!(f, "unknown ({program} is not installed)"),
             Unknown::Because(why) => write!(f, "unknown ({why})"),
         }
     }
@@ -281,19 +285,40 @@ pub fn systemd_running() -> bool {
     Path::new("/run/systemd/system").is_dir()
 }
 
-/// The live rules, as the firewall backend reads them; that needs root
-/// (CAP_NET_ADMIN).
-pub fn live_rules() -> Result<String, Unknown> {
+/// The live rules of each firewall backend, each read at most once per
+/// run and only when asked for; reading needs root (CAP_NET_ADMIN).
+#[derive(Default)]
+pub struct LiveRules {
+    read: [std::cell::OnceCell<Result<String, Unknown>>; firewall::BACKENDS.len()],
+}
+
+impl LiveRules {
+    pub fn of(&self, backend: &dyn Backend) -> &Result<String, Unknown> {
+        let i = firewall::BACKENDS
+            .iter()
+            .position(|b| b.name() == backend.name())
+            .unwrap_or(0);
+        self.read[i].get_or_init(|| read_live(firewall::BACKENDS[i]))
+    }
+
+    /// Does any installed backend hold a line of `instance`? Unreadable
+    /// counts as yes: the caller must not conclude there is nothing.
+    pub fn any_residue(&self, instance: &InstanceName) -> bool {
+        firewall::BACKENDS.iter().any(|b| match self.of(*b) {
+            Ok(live) => !b.residue(live, instance).is_empty(),
+            Err(Unknown::NotInstalled(_)) => false,
+            Err(_) => true,
+        })
+    }
+}
+
+fn read_live(backend: &dyn Backend) -> Result<String, Unknown> {
+    let read = backend.read_program();
+    let prog = paths::find_program(read.name, paths::Search::PathThenAdminDirs)
+        .map_err(|_| Unknown::NotInstalled(read.name))?;
     if !is_root() {
         return Err(Unknown::NeedsRoot);
     }
-    let read = firewall::backend().read_program();
-    let prog = paths::find_program(read.name, paths::Search::PathThenAdminDirs).map_err(|_| {
-        Unknown::Because(format!(
-            "{} not found; install the iptables package",
-            read.name
-        ))
-    })?;
     let out = Command::new(&prog)
         .args(read.args)
         .stdin(Stdio::null())

@@ -36,7 +36,26 @@ impl From<Output> for Run {
     }
 }
 
+/// A host policy file naming `backend`. Tests never depend on what `auto`
+/// finds on the machine they run on.
+pub fn host_conf(backend: &str) -> PathBuf {
+    let dir = state_dir();
+    std::fs::create_dir_all(&dir).expect("state dir");
+    let p = dir.join(format!("host-{backend}.conf"));
+    // Threads of one test share the directory: never let one read it half written.
+    let tmp = dir.join(format!(
+        ".host-{backend}.{}",
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::write(&tmp, format!("[Firewall]\nBackend={backend}\n")).expect("host conf");
+    std::fs::rename(&tmp, &p).expect("host conf");
+    p
+}
+
 pub fn run(cmd: &mut Command) -> Run {
+    if !cmd.get_envs().any(|(k, _)| k == "DOCKYARD_HOST_CONF") {
+        cmd.env("DOCKYARD_HOST_CONF", host_conf("iptables"));
+    }
     // State the helpers record for `down --instance NAME` goes to the build
     // tree, never to the host's /run/dockyard.
     cmd.env("DOCKYARD_LOG", "stderr")
@@ -68,6 +87,9 @@ pub fn sh(script: &str) -> Run {
 /// A named network namespace that is deleted on drop (also on panic).
 pub struct NetNs {
     pub name: String,
+    /// The firewall backend the helpers are told to use (`[Firewall]
+    /// Backend=` in a host policy file of the test's own).
+    pub backend: std::cell::Cell<&'static str>,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -81,7 +103,20 @@ impl NetNs {
         );
         let r = run(Command::new("ip").args(["netns", "add", &name]));
         assert_eq!(r.code, 0, "ip netns add {name}: {}", r.stderr);
-        NetNs { name }
+        NetNs {
+            name,
+            backend: std::cell::Cell::new("iptables"),
+        }
+    }
+
+    pub fn with_backend(backend: &'static str) -> NetNs {
+        let ns = NetNs::new();
+        ns.backend.set(backend);
+        ns
+    }
+
+    fn host_conf(&self) -> PathBuf {
+        host_conf(self.backend.get())
     }
 
     /// Run a program inside the namespace.
@@ -99,7 +134,7 @@ impl NetNs {
 
     pub fn helper(&self, args: &[&str]) -> Run {
         let mut c = self.cmd(helper());
-        c.args(args);
+        c.args(args).env("DOCKYARD_HOST_CONF", self.host_conf());
         run(&mut c)
     }
 

@@ -12,6 +12,7 @@ use super::{
     is_shared, own_chains, Audit, Backend, Line, Match, Owner, Place, Program, Rule, Ruleset,
     Table, Verdict, SHARED, SHARED_TAG,
 };
+use crate::contract::network::Network;
 use crate::name::InstanceName;
 use std::fmt::Write as _;
 
@@ -228,9 +229,13 @@ fn placed(table: &SavedTable, t: Table, chain: &str, idx: usize, place: Place) -
 }
 
 fn line(t: Table, chain: &str, spec: &str) -> Line {
+    let text = format!("-t {} -A {chain} {spec}", t.as_str());
     Line {
         table: t,
-        text: format!("-t {} -A {chain} {spec}", t.as_str()),
+        shared: SHARED
+            .iter()
+            .any(|s| t == s.table && text.ends_with(&format!("-j {}", s.name))),
+        text,
     }
 }
 
@@ -275,7 +280,8 @@ impl Backend for Iptables {
         }
     }
 
-    fn plan_up(&self, live: &str, want: &Ruleset) -> Option<String> {
+    fn plan_up(&self, live: &str, net: &Network) -> Option<String> {
+        let want = &Ruleset::of(net);
         let saved = parse_save(live);
         let own = own_chains(&want.instance);
         let mut text = String::new();
@@ -404,7 +410,8 @@ impl Backend for Iptables {
         (!text.is_empty()).then_some(text)
     }
 
-    fn audit(&self, live: &str, want: &Ruleset) -> Audit {
+    fn audit(&self, live: &str, net: &Network) -> Audit {
+        let want = &Ruleset::of(net);
         let saved = parse_save(live);
         let own = own_chains(&want.instance);
         let mut audit = Audit::default();
@@ -589,7 +596,7 @@ mod tests {
     const HOST: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\n-A FORWARD -o docker0 -j DOCKER\n-A DOCKER-USER -j RETURN\nCOMMIT\n*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\nCOMMIT\n";
 
     fn up(live: &str, n: &crate::contract::network::Network) -> String {
-        match IPTABLES_TEST.plan_up(live, &Ruleset::of(n)) {
+        match IPTABLES_TEST.plan_up(live, n) {
             Some(plan) => apply(live, &plan),
             None => live.to_string(),
         }
@@ -626,19 +633,17 @@ mod tests {
     #[test]
     fn first_up_creates_everything_and_a_rerun_nothing() {
         let dy1 = net("dy1", 147, "172.23.0.0/16");
-        let plan = IPTABLES_TEST
-            .plan_up(HOST, &Ruleset::of(&dy1))
-            .expect("a plan");
+        let plan = IPTABLES_TEST.plan_up(HOST, &dy1).expect("a plan");
         assert!(plan.starts_with("*filter\n:DOCKYARD-FORWARD - [0:0]\n:DOCKYARD-INPUT - [0:0]\n:DOCKYARD-dy1 - [0:0]\n"), "{plan}");
         assert!(
             plan.contains("-I FORWARD 1 -m comment --comment dockyard -j DOCKYARD-FORWARD\n"),
             "{plan}"
         );
         let after = apply(HOST, &plan);
-        let a = IPTABLES_TEST.audit(&after, &Ruleset::of(&dy1));
+        let a = IPTABLES_TEST.audit(&after, &dy1);
         assert!(a.is_complete(), "{a:?}");
         assert_eq!(a.state(), "present");
-        assert_eq!(IPTABLES_TEST.plan_up(&after, &Ruleset::of(&dy1)), None);
+        assert_eq!(IPTABLES_TEST.plan_up(&after, &dy1), None);
         // The host's own rules are untouched.
         for keep in [
             "-A FORWARD -j DOCKER-USER",
@@ -668,7 +673,7 @@ mod tests {
             chain[..4].iter().all(|l| l.contains("-j DOCKYARD-dy")),
             "{chain:#?}"
         );
-        assert!(IPTABLES_TEST.audit(&both, &Ruleset::of(&a)).is_complete());
+        assert!(IPTABLES_TEST.audit(&both, &a).is_complete());
         // A hand-made reorder is repaired by the next up.
         let moved = both.replacen(
             "-A DOCKYARD-FORWARD -d 172.22.2.0/24 -m comment --comment \"dockyard:dyb\" -j DOCKYARD-dyb\n",
@@ -679,9 +684,7 @@ mod tests {
             "COMMIT\n*nat",
             "-A DOCKYARD-FORWARD -d 172.22.2.0/24 -m comment --comment \"dockyard:dyb\" -j DOCKYARD-dyb\nCOMMIT\n*nat",
         );
-        let plan = IPTABLES_TEST
-            .plan_up(&moved, &Ruleset::of(&b))
-            .expect("repair");
+        let plan = IPTABLES_TEST.plan_up(&moved, &b).expect("repair");
         assert!(
             plan.contains("-I DOCKYARD-FORWARD 1 -d 172.22.2.0/24"),
             "{plan}"
@@ -702,12 +705,9 @@ mod tests {
         );
         assert!(!plan.contains("-X DOCKYARD-FORWARD"), "{plan}");
         let only_b = apply(&both, &plan);
-        assert!(IPTABLES_TEST.audit(&only_b, &Ruleset::of(&b)).is_complete());
+        assert!(IPTABLES_TEST.audit(&only_b, &b).is_complete());
         assert!(IPTABLES_TEST.residue(&only_b, &a.instance).is_empty());
-        assert_eq!(
-            IPTABLES_TEST.audit(&only_b, &Ruleset::of(&a)).state(),
-            "absent"
-        );
+        assert_eq!(IPTABLES_TEST.audit(&only_b, &a).state(), "absent");
         let none = apply(
             &only_b,
             &IPTABLES_TEST.plan_down(&only_b, &b.instance).expect("plan"),
@@ -724,7 +724,7 @@ mod tests {
         let old = "*filter\n:FORWARD ACCEPT [0:0]\n:DOCKYARD-dy1 - [0:0]\n-A FORWARD -m comment --comment \"dockyard:dy1\" -j DOCKYARD-dy1\n-A DOCKYARD-dy1 -s 172.23.0.0/16 -m comment --comment \"dockyard:dy1\" -j ACCEPT\nCOMMIT\n*nat\n:POSTROUTING ACCEPT [0:0]\n:DOCKYARD-dy1 - [0:0]\n-A POSTROUTING -m comment --comment \"dockyard:dy1\" -j DOCKYARD-dy1\n-A DOCKYARD-dy1 -s 172.23.0.0/16 ! -d 172.23.0.0/16 -m comment --comment \"dockyard:dy1\" -j MASQUERADE\nCOMMIT\n";
         let mut n = net("dy1", 147, "172.23.0.0/16");
         let after = up(old, &n);
-        let a = IPTABLES_TEST.audit(&after, &Ruleset::of(&n));
+        let a = IPTABLES_TEST.audit(&after, &n);
         assert!(a.is_complete(), "{a:#?}\n{after}");
         assert!(
             !after.contains("-A FORWARD -m comment --comment \"dockyard:dy1\""),
@@ -732,7 +732,7 @@ mod tests {
         );
         n.pool = "172.30.0.0/16".parse().expect("net");
         let moved = up(&after, &n);
-        assert!(IPTABLES_TEST.audit(&moved, &Ruleset::of(&n)).is_complete());
+        assert!(IPTABLES_TEST.audit(&moved, &n).is_complete());
         assert!(!moved.contains("172.23."), "{moved}");
     }
 
@@ -741,26 +741,23 @@ mod tests {
         let n = net("dy1", 147, "172.23.0.0/16");
         let live = up(HOST, &n);
         let masq = "-A DOCKYARD-dy1 -s 172.22.147.0/24 ! -o dy1_docker0 -m comment --comment \"dockyard:dy1\" -j MASQUERADE\n";
-        let a = IPTABLES_TEST.audit(&live.replace(masq, ""), &Ruleset::of(&n));
+        let a = IPTABLES_TEST.audit(&live.replace(masq, ""), &n);
         assert_eq!((a.state(), a.missing.len()), ("missing", 1));
         assert_eq!(a.missing[0].table, Table::Nat);
         let dup = live.replace(masq, &format!("{masq}{masq}"));
-        let a = IPTABLES_TEST.audit(&dup, &Ruleset::of(&n));
+        let a = IPTABLES_TEST.audit(&dup, &n);
         assert_eq!((a.state(), a.duplicated.len()), ("duplicated", 1));
         let stray = live.replace(
             "COMMIT\n*nat",
             "-A INPUT -s 1.2.3.4/32 -m comment --comment \"dockyard:dy1\" -j DROP\nCOMMIT\n*nat",
         );
-        let a = IPTABLES_TEST.audit(&stray, &Ruleset::of(&n));
+        let a = IPTABLES_TEST.audit(&stray, &n);
         assert_eq!(a.state(), "stray");
         assert_eq!(a.stray.len(), 1, "{a:?}");
         // dy10's tag starts with dy1's: never dy1's.
         let other = up(HOST, &net("dy10", 9, "172.29.0.0/16"));
         assert!(IPTABLES_TEST.residue(&other, &n.instance).is_empty());
-        assert_eq!(
-            IPTABLES_TEST.audit(&other, &Ruleset::of(&n)).state(),
-            "absent"
-        );
+        assert_eq!(IPTABLES_TEST.audit(&other, &n).state(), "absent");
     }
 
     #[test]

@@ -26,7 +26,9 @@
 //! DROP), so the host's FORWARD policy does not matter, whether ACCEPT or the
 //! DROP a host Docker sets. Masquerading stays in a per-instance nat chain.
 
+pub mod choice;
 pub mod iptables;
+pub mod nftables;
 
 use crate::contract::network::Network;
 use crate::name::InstanceName;
@@ -361,6 +363,9 @@ impl Ruleset {
 pub struct Line {
     pub table: Table,
     pub text: String,
+    /// A piece every instance shares (a hook, a shared chain's rule): it
+    /// stays while other instances run, so it says nothing about this one.
+    pub shared: bool,
 }
 
 impl fmt::Display for Line {
@@ -400,7 +405,7 @@ impl Audit {
             .ok
             .iter()
             .chain(self.duplicated.iter().map(|(l, _)| l))
-            .any(|l| !is_hook_line(l));
+            .any(|l| !l.shared);
         if self.is_complete() {
             "present"
         } else if !own_found && self.stray.is_empty() {
@@ -415,12 +420,6 @@ impl Audit {
             "stray"
         }
     }
-}
-
-fn is_hook_line(l: &Line) -> bool {
-    SHARED
-        .iter()
-        .any(|s| l.table == s.table && l.text.ends_with(&format!("-j {}", s.name)))
 }
 
 /// The programs a backend runs: one read of the live rules, one write.
@@ -438,21 +437,25 @@ pub trait Backend: Sync {
     fn name(&self) -> &'static str;
     fn read_program(&self) -> Program;
     fn apply_program(&self) -> Program;
-    /// Brings the live rules to exactly `want` (and the shared chains it needs).
-    fn plan_up(&self, live: &str, want: &Ruleset) -> Option<String>;
+    /// Brings the live rules to exactly what `net` needs (and the shared
+    /// pieces it needs).
+    fn plan_up(&self, live: &str, net: &Network) -> Option<String>;
     /// Removes every trace of `instance`, and the shared chains when it was
     /// the last one using them. Needs nothing but the name.
     fn plan_down(&self, live: &str, instance: &InstanceName) -> Option<String>;
-    fn audit(&self, live: &str, want: &Ruleset) -> Audit;
+    fn audit(&self, live: &str, net: &Network) -> Audit;
     /// Every line of `instance`, expected or not (networks unknown).
     fn residue(&self, live: &str, instance: &InstanceName) -> Vec<Line>;
 }
 
 pub const IPTABLES: iptables::Iptables = iptables::Iptables;
+pub const NFTABLES: nftables::Nftables = nftables::Nftables;
+/// Every backend, for what must look everywhere: a teardown with nothing
+/// recorded, `destroy`'s search for residue.
+pub const BACKENDS: [&dyn Backend; 2] = [&IPTABLES, &NFTABLES];
 
-/// The backend used; a host-level choice arrives with the nftables backend.
-pub fn backend() -> &'static dyn Backend {
-    &IPTABLES
+pub fn named(name: &str) -> Option<&'static dyn Backend> {
+    BACKENDS.into_iter().find(|b| b.name() == name)
 }
 
 #[cfg(test)]
