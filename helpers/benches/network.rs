@@ -22,6 +22,13 @@
 //! 172.23.0.0/16; nothing is sent anywhere and the host's own interfaces,
 //! sysctls and rules are never touched.
 //!
+//! The helper runs once per firewall backend (`[Firewall] Backend=` in a
+//! host policy file of the benchmark's own): iptables (checked in
+//! `iptables-save` as above) and nftables (checked in `nft list ruleset`:
+//! the instance's masquerade table, its set elements and host accepts).
+//! Both are compared with the same bash sequence; the bash tool only ever
+//! spoke iptables, and that is what a user would otherwise run.
+//!
 //! `DOCKYARD_BENCH_HELPER=/path/to/dockyard-helper` measures another build
 //! (e.g. an older commit) instead of this workspace's release binary.
 
@@ -294,6 +301,13 @@ fn in_ns(ns: &Ns, prog: impl Into<OsString>, args: &[String]) -> Command {
     c
 }
 
+/// Where a contender's rules are checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    Iptables,
+    Nftables,
+}
+
 /// One contender: how to run `up` and `down` inside a namespace.
 struct Contender {
     label_up: String,
@@ -302,6 +316,9 @@ struct Contender {
     required: Vec<Rule>,
     up: Vec<String>,
     down: Vec<String>,
+    /// The host policy file the helper is given (none for bash).
+    host_conf: Option<PathBuf>,
+    checked: Checked,
 }
 
 struct Bench<'a> {
@@ -314,11 +331,16 @@ impl Bench<'_> {
     /// `ExecStartPre=` command in the host's: this thread joins the
     /// namespace for the spawn and goes back to its own right after, so no
     /// `nsenter` start-up is in either contender's figure.
-    fn time(&self, ns: &Ns, prog: &OsString, args: &[String]) -> Res<Duration> {
-        let mut cmd = Command::new(prog);
+    fn time(&self, ns: &Ns, c: &Contender, args: &[String]) -> Res<Duration> {
+        let mut cmd = Command::new(&c.prog);
+        if let Some(conf) = &c.host_conf {
+            cmd.env("DOCKYARD_HOST_CONF", conf);
+        }
         cmd.args(args)
             .env("DOCKYARD_LOG", "stderr")
-            .env("DOCKYARD_STATE_DIR", self.state_dir)
+            // One state directory per contender: each is a host of its own,
+            // and the record of one backend must not steer the other.
+            .env("DOCKYARD_STATE_DIR", self.state_dir.join(&c.label_up))
             .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -390,7 +412,8 @@ fn ns_output(ns: &Ns, prog: &str, args: &[&str]) -> Res<String> {
 /// Checks what `up` must have done in `ns`: the bridge UP with its
 /// address, forwarding on, tagged rules in `filter` and in `nat` and among
 /// them every rule in `required`. Returns the tagged lines.
-fn verify_up(ns: &Ns, required: &[Rule]) -> Res<Vec<Tagged>> {
+/// The bridge with its address and UP, and forwarding on.
+fn verify_link(ns: &Ns) -> Res<()> {
     let n = &NET;
     let link = ns_output(ns, "ip", &["-d", "-o", "link", "show", "dev", n.bridge])?;
     let flags = link.split(['<', '>']).nth(1).unwrap_or("");
@@ -410,6 +433,11 @@ fn verify_up(ns: &Ns, required: &[Rule]) -> Res<Vec<Tagged>> {
     if fwd.trim() != "1" {
         return Err(format!("net.ipv4.ip_forward is {}", fwd.trim()));
     }
+    Ok(())
+}
+
+fn verify_up(ns: &Ns, required: &[Rule]) -> Res<Vec<Tagged>> {
+    verify_link(ns)?;
     let save = ns_output(ns, "iptables-save", &[])?;
     let tagged = tagged_rules(&save);
     for table in ["filter", "nat"] {
@@ -462,8 +490,70 @@ fn tagged_rules(save: &str) -> Vec<Tagged> {
     rules
 }
 
-/// Checks that `down` removed the bridge and every tagged line.
-fn verify_down(ns: &Ns) -> Res<()> {
+/// The lines of `nft list ruleset` that carry the instance's tag, plus
+/// its own table's header: what the nftables backend put in place.
+fn nft_tagged(ns: &Ns) -> Res<Vec<Tagged>> {
+    let listed = ns_output(ns, "nft", &["list", "ruleset"])?;
+    let tag = format!("\"{}\"", tag());
+    let table = format!("table inet dockyard-{} {{", NET.instance);
+    Ok(listed
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.contains(&tag) || *l == table)
+        .map(|l| Tagged {
+            table: "nft".into(),
+            chain: String::new(),
+            // Counters change as packets pass; they are not the rule.
+            words: l
+                .split_whitespace()
+                .scan(0, |skip, w| {
+                    if *skip > 0 {
+                        *skip -= 1;
+                        return Some(None);
+                    }
+                    if w == "packets" || w == "bytes" {
+                        *skip = 1;
+                        return Some(None);
+                    }
+                    Some(Some(w.to_string()))
+                })
+                .flatten()
+                .collect(),
+        })
+        .collect())
+}
+
+fn verify_up_nft(ns: &Ns) -> Res<Vec<Tagged>> {
+    verify_link(ns)?;
+    let tagged = nft_tagged(ns)?;
+    let has = |needle: &str| tagged.iter().any(|t| t.words.join(" ").contains(needle));
+    for want in [
+        format!("table inet dockyard-{} {{", NET.instance),
+        format!(
+            "ip saddr {} oifname != \"{}\" masquerade",
+            NET.fixed, NET.bridge
+        ),
+        format!("ip saddr {} ip daddr != {} masquerade", NET.pool, NET.pool),
+        format!("{} comment", NET.pool),
+        format!("ip daddr {} counter accept", NET.pool),
+    ] {
+        if !has(&want) {
+            return Err(format!("nft ruleset lacks {want:?}"));
+        }
+    }
+    Ok(tagged)
+}
+
+fn verify_down_nft(ns: &Ns) -> Res<()> {
+    verify_no_bridge(ns)?;
+    let left = nft_tagged(ns)?.len();
+    if left != 0 {
+        return Err(format!("{left} nft lines of {} remain", tag()));
+    }
+    Ok(())
+}
+
+fn verify_no_bridge(ns: &Ns) -> Res<()> {
     let links = ns_output(ns, "ip", &["-o", "link", "show"])?;
     if links
         .lines()
@@ -471,6 +561,12 @@ fn verify_down(ns: &Ns) -> Res<()> {
     {
         return Err(format!("bridge {} still exists", NET.bridge));
     }
+    Ok(())
+}
+
+/// Checks that `down` removed the bridge and every tagged line.
+fn verify_down(ns: &Ns) -> Res<()> {
+    verify_no_bridge(ns)?;
     let save = ns_output(ns, "iptables-save", &[])?;
     let left = tagged_rules(&save).len();
     if left != 0 {
@@ -605,37 +701,64 @@ fn run() -> Res<()> {
     let bench = Bench {
         state_dir: &helper_state,
     };
-    let contenders = [
-        Contender {
-            label_up: "`dockyard-helper network up`".into(),
-            label_down: "`dockyard-helper network down`".into(),
+    let host_conf = |backend: &str| -> Res<PathBuf> {
+        let p = state.path().join(format!("host-{backend}.conf"));
+        fs::write(&p, format!("[Firewall]\nBackend={backend}\n"))
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        Ok(p)
+    };
+    let mut contenders = vec![Contender {
+        label_up: "bash sequence: `sysctl` + 3 `ip` + 7 `iptables -I`".into(),
+        label_down: "bash sequence: 7 `iptables -D` + `ip link del`".into(),
+        prog: "bash".into(),
+        required: bash_rules(),
+        up: vec![scripts[0].clone()],
+        down: vec![scripts[1].clone()],
+        host_conf: None,
+        checked: Checked::Iptables,
+    }];
+    let mut who = vec!["bash sequence"];
+    let with_nft = find_tool("nft");
+    for (backend, checked) in [
+        ("iptables", Checked::Iptables),
+        ("nftables", Checked::Nftables),
+    ] {
+        if checked == Checked::Nftables && !with_nft {
+            println!("network bench: nftables contender SKIPPED, nft is not installed");
+            continue;
+        }
+        contenders.push(Contender {
+            label_up: format!("`dockyard-helper network up`, {backend}"),
+            label_down: format!("`dockyard-helper network down`, {backend}"),
             prog: helper.clone().into(),
             required: helper_required_rules(),
             up: helper_args("up"),
             down: helper_args("down"),
-        },
-        Contender {
-            label_up: "bash sequence: `sysctl` + 3 `ip` + 7 `iptables -I`".into(),
-            label_down: "bash sequence: 7 `iptables -D` + `ip link del`".into(),
-            prog: "bash".into(),
-            required: bash_rules(),
-            up: vec![scripts[0].clone()],
-            down: vec![scripts[1].clone()],
-        },
-    ];
-    let who = ["helper", "bash sequence"];
+            host_conf: Some(host_conf(backend)?),
+            checked,
+        });
+        who.push(if checked == Checked::Iptables {
+            "helper (iptables)"
+        } else {
+            "helper (nftables)"
+        });
+    }
 
     remove_stale_namespaces();
     let mut spaces = Namespaces::new();
-    let mut samples: [Samples; 2] = Default::default();
+    let mut samples: Vec<Samples> = contenders.iter().map(|_| Samples::default()).collect();
     for iteration in 0..WARMUP + RUNS {
         let ns: Vec<Ns> = (0..contenders.len())
             .map(|_| spaces.create())
             .collect::<Res<_>>()?;
         let mut up = Vec::new();
         for (i, c) in contenders.iter().enumerate() {
-            up.push(bench.time(&ns[i], &c.prog, &c.up)?);
-            let mut tagged = verify_up(&ns[i], &c.required)
+            up.push(bench.time(&ns[i], c, &c.up)?);
+            let verified = match c.checked {
+                Checked::Iptables => verify_up(&ns[i], &c.required),
+                Checked::Nftables => verify_up_nft(&ns[i]),
+            };
+            let mut tagged = verified
                 .map_err(|e| format!("{} up in {} did not do its job: {e}", who[i], ns[i].name))?;
             tagged.sort();
             match &samples[i].reference {
@@ -654,8 +777,12 @@ fn run() -> Res<()> {
         }
         let mut down = Vec::new();
         for (i, c) in contenders.iter().enumerate() {
-            down.push(bench.time(&ns[i], &c.prog, &c.down)?);
-            verify_down(&ns[i]).map_err(|e| {
+            down.push(bench.time(&ns[i], c, &c.down)?);
+            let verified = match c.checked {
+                Checked::Iptables => verify_down(&ns[i]),
+                Checked::Nftables => verify_down_nft(&ns[i]),
+            };
+            verified.map_err(|e| {
                 format!("{} down in {} did not do its job: {e}", who[i], ns[i].name)
             })?;
         }
@@ -682,40 +809,49 @@ fn run() -> Res<()> {
     );
     println!("helper: {}", helper.display());
     println!();
+    if with_nft {
+        println!("{}", output(Command::new("nft").arg("--version"))?.trim());
+    }
+    println!();
     println!("| case | tagged lines | min ms | median ms | p90 ms | median vs bash sequence |");
     println!("|---|---|---|---|---|---|");
-    let [ours, bash] = &samples;
-    for (action, ours_v, bash_v) in [("up", &ours.up, &bash.up), ("down", &ours.down, &bash.down)] {
-        let b = stats(bash_v);
-        let o = stats(ours_v);
-        let lines = |s: &Samples| {
-            let t = s.reference.as_ref().map_or(0, Vec::len);
+    let lines = |s: &Samples, action: &str| {
+        let t = s.reference.as_ref().map_or(0, Vec::len);
+        if action == "up" {
+            format!("{t}")
+        } else {
+            format!("{t} → 0")
+        }
+    };
+    for action in ["up", "down"] {
+        let pick = |s: &Samples| {
             if action == "up" {
-                format!("{t}")
+                s.up.clone()
             } else {
-                format!("{t} → 0")
+                s.down.clone()
             }
         };
-        let (lb, lo) = if action == "up" {
-            (&contenders[1].label_up, &contenders[0].label_up)
-        } else {
-            (&contenders[1].label_down, &contenders[0].label_down)
-        };
-        println!(
-            "| {action}: {lb} | {} | {:.2} | {:.2} | {:.2} | 1.0x (baseline) |",
-            lines(bash),
-            b.min,
-            b.median,
-            b.p90
-        );
-        println!(
-            "| {action}: {lo} | {} | {:.2} | {:.2} | {:.2} | {} |",
-            lines(ours),
-            o.min,
-            o.median,
-            o.p90,
-            ratio(b.median, o.median)
-        );
+        let base = stats(&pick(&samples[0]));
+        for (i, c) in contenders.iter().enumerate() {
+            let o = stats(&pick(&samples[i]));
+            let label = if action == "up" {
+                &c.label_up
+            } else {
+                &c.label_down
+            };
+            let vs = if i == 0 {
+                "1.0x (baseline)".to_string()
+            } else {
+                ratio(base.median, o.median)
+            };
+            println!(
+                "| {action}: {label} | {} | {:.2} | {:.2} | {:.2} | {vs} |",
+                lines(&samples[i], action),
+                o.min,
+                o.median,
+                o.p90
+            );
+        }
     }
     Ok(())
 }
