@@ -9,7 +9,7 @@ packages=(
     # build
     gcc make pkg-config
     # runtime: what the helpers call and what the units need
-    iptables iproute2 passwd util-linux kmod
+    iptables nftables iproute2 passwd util-linux kmod
     # tests: systemd-analyze verify, man page lint, setpriv
     systemd groff-base man-db
     # lifecycle suite: a booted systemd in a container with real dockerd

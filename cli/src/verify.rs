@@ -244,8 +244,9 @@ fn isolation_rules(inst: &Instance) -> std::result::Result<String, String> {
             .join(", ")
     };
     Ok(format!(
-        "all {} rules in place; new connections into {} and {} only from the instance and {open}",
+        "all {} {} rules in place; new connections into {} and {} only from the instance and {open}",
         a.total(),
+        choice::in_effect(&inst.name).name(),
         inst.bridge.trunc(),
         inst.pool
     ))
