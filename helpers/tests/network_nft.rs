@@ -177,3 +177,44 @@ fn down_with_nothing_recorded_looks_in_every_backend() {
     let rs = ruleset(&ns);
     assert!(!rs.contains("dockyard"), "{rs}");
 }
+
+#[test]
+fn concurrent_starts_leave_the_shared_sets_exact() {
+    if !require_root("nft concurrent") || !have_nft() {
+        return;
+    }
+    let ns = NetNs::with_backend("nftables");
+    let conf = common::host_conf("nftables");
+    // Six units starting at once, as at boot: every element once, none lost.
+    let handles: Vec<_> = (1..=6u8)
+        .map(|i| {
+            let a = args(
+                "up",
+                &format!("dy{i}"),
+                40 + i,
+                &format!("172.{}.0.0/16", 40 + i),
+            );
+            let (name, conf) = (ns.name.clone(), conf.clone());
+            std::thread::spawn(move || {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", &name])
+                    .arg(common::helper())
+                    .arg("network")
+                    .args(&a)
+                    .env("DOCKYARD_HOST_CONF", conf);
+                common::run(&mut c)
+            })
+        })
+        .collect();
+    for h in handles {
+        let r = h.join().expect("thread");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let rs = ruleset(&ns);
+    for i in 1..=6 {
+        let tag = format!("\"dockyard:dy{i}\"");
+        // 2 nets + 4 pairs + 2 masquerades + 4 host accepts.
+        assert_eq!(rs.matches(&tag).count(), 12, "dy{i}:\n{rs}");
+    }
+    assert_eq!(rs.matches("comment \"dockyard\"").count(), 2, "{rs}");
+}
