@@ -6,7 +6,6 @@
 use crate::error::{Exit, Failure, Result};
 use crate::probe::host::{self, Known, Unknown};
 use crate::probe::http::{self, HttpError};
-use dockyard_model::firewall::choice;
 use dockyard_model::{paths, InstanceName};
 use serde::Serialize;
 use serde_json::Value;
@@ -318,7 +317,7 @@ pub fn report(
         Some(i) => Some(i.network()),
         None => host::recorded_network(name),
     };
-    let backend = choice::in_effect(name);
+    let backend = live.backend_for(name);
     let firewall = match (live.of(backend), &net) {
         (Err(e), _) => FirewallReport::Unread { state: e.clone() },
         (Ok(live), Some(net)) => {

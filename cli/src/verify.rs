@@ -10,7 +10,7 @@
 use crate::error::{Exit, Failure, Result};
 use crate::probe::host;
 use crate::probe::http::{self, HttpError, Response};
-use dockyard_model::firewall::{choice, Audit, Table};
+use dockyard_model::firewall::{Audit, Table};
 use dockyard_model::{paths, Instance, InstanceName};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -196,7 +196,7 @@ fn containerd(name: &InstanceName) -> std::result::Result<String, String> {
 
 /// The outbound NAT: the POSTROUTING jump and the MASQUERADE rules.
 fn nat_rules(inst: &Instance) -> std::result::Result<String, String> {
-    let audit = audit(inst)?;
+    let (backend, audit) = audit(inst)?;
     let missing: Vec<String> = audit
         .missing
         .iter()
@@ -207,23 +207,22 @@ fn nat_rules(inst: &Instance) -> std::result::Result<String, String> {
         return Err(format!("missing: {}", missing.join("; ")));
     }
     Ok(format!(
-        "masquerade of {} and {} in place ({})",
-        inst.fixed,
-        inst.pool,
-        choice::in_effect(&inst.name).name()
+        "masquerade of {} and {} in place ({backend})",
+        inst.fixed, inst.pool,
     ))
 }
 
-fn audit(inst: &Instance) -> std::result::Result<Audit, String> {
-    let backend = choice::in_effect(&inst.name);
+/// The instance's rules against what its backend (named first) should hold.
+fn audit(inst: &Instance) -> std::result::Result<(&'static str, Audit), String> {
     let live = host::LiveRules::default();
+    let backend = live.backend_for(&inst.name);
     let live = live.of(backend).as_ref().map_err(|e| e.to_string())?;
-    Ok(backend.audit(live, &inst.network()))
+    Ok((backend.name(), backend.audit(live, &inst.network())))
 }
 
 /// The isolation: every rule of the instance in place exactly once.
 fn isolation_rules(inst: &Instance) -> std::result::Result<String, String> {
-    let a = audit(inst)?;
+    let (backend, a) = audit(inst)?;
     if !a.is_complete() {
         let mut problems: Vec<String> = a.missing.iter().map(|l| format!("missing {l}")).collect();
         problems.extend(
@@ -244,9 +243,8 @@ fn isolation_rules(inst: &Instance) -> std::result::Result<String, String> {
             .join(", ")
     };
     Ok(format!(
-        "all {} {} rules in place; new connections into {} and {} only from the instance and {open}",
+        "all {} {backend} rules in place; new connections into {} and {} only from the instance and {open}",
         a.total(),
-        choice::in_effect(&inst.name).name(),
         inst.bridge.trunc(),
         inst.pool
     ))

@@ -5,7 +5,7 @@
 use dockyard_generator::run;
 use dockyard_model::contract::network::{self, Network};
 use dockyard_model::contract::prepare::{self, Cleanup};
-use dockyard_model::firewall::{self, Backend};
+use dockyard_model::firewall::{self, choice, Backend};
 use dockyard_model::instance::{Instance, VersionDefaults};
 use dockyard_model::load::{load_dir, LoadOptions};
 use dockyard_model::state;
@@ -299,6 +299,23 @@ impl LiveRules {
             .position(|b| b.name() == backend.name())
             .unwrap_or(0);
         self.read[i].get_or_init(|| read_live(firewall::BACKENDS[i]))
+    }
+
+    /// The backend whose rules `instance` has: the recorded one; with no
+    /// record (rules written by a Dockyard that kept none), the first
+    /// backend holding any of them; else the one its next start would use.
+    pub fn backend_for(&self, instance: &InstanceName) -> &'static dyn Backend {
+        if let Ok(Some(b)) = choice::recorded(instance) {
+            return b;
+        }
+        firewall::BACKENDS
+            .into_iter()
+            .find(|b| {
+                self.of(*b)
+                    .as_ref()
+                    .is_ok_and(|live| !b.residue(live, instance).is_empty())
+            })
+            .unwrap_or_else(|| choice::chosen().backend)
     }
 
     /// Does any installed backend hold a line of `instance`? Unreadable

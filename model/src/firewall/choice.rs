@@ -98,15 +98,6 @@ pub fn recorded(instance: &InstanceName) -> Result<Option<&'static dyn Backend>,
     })
 }
 
-/// The backend to look at for `instance`: the one that wrote its rules,
-/// else the one its next start would use.
-pub fn in_effect(instance: &InstanceName) -> &'static dyn Backend {
-    match recorded(instance) {
-        Ok(Some(b)) => b,
-        _ => chosen().backend,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
