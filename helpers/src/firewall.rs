@@ -15,7 +15,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use dockyard_model::contract::network::Network;
+use dockyard_model::contract::firewall as firewall_record;
+use dockyard_model::contract::network::{self, Network};
+use dockyard_model::firewall::choice;
 use dockyard_model::firewall::{Backend, Program};
 use dockyard_model::paths::{self, Search};
 use dockyard_model::{state, InstanceName};
@@ -121,8 +123,12 @@ pub fn begin(backend: &'static dyn Backend) -> Result<Change> {
 
 impl Change {
     /// Plans from the live rules and applies; returns how many lines the
-    /// plan had (0: everything was already in place).
-    fn apply(mut self, plan: impl FnOnce(&str) -> Option<String>) -> Result<usize> {
+    /// plan had (0: everything was already in place), and the lock, for
+    /// what must change before anyone else reads.
+    fn apply(
+        mut self,
+        plan: impl FnOnce(&str) -> Option<String>,
+    ) -> Result<(usize, Flock<std::fs::File>)> {
         let apply = self.backend.apply_program();
         let live = finish(self.backend.read_program(), self.reading, None)?;
         let text = plan(&live);
@@ -141,28 +147,51 @@ impl Change {
         // Dropping the pipe (also unused) ends the writer's input.
         self.writer.stdin = None;
         finish(apply, self.writer, text.as_deref())?;
-        Ok(text.map_or(0, |t| t.lines().count()))
+        Ok((text.map_or(0, |t| t.lines().count()), self._held))
     }
 
     pub fn up(self, net: &Network) -> Result<usize> {
         let backend = self.backend;
-        self.apply(|live| backend.plan_up(live, net)).map_err(|e| {
-            Error::new(format!(
-                "adding the {} rules of instance {} failed: {e}",
-                backend.name(),
-                net.instance
-            ))
-        })
+        self.apply(|live| backend.plan_up(live, net, &running(backend, &net.instance)))
+            .map(|(n, _)| n)
+            .map_err(|e| {
+                Error::new(format!(
+                    "adding the {} rules of instance {} failed: {e}",
+                    backend.name(),
+                    net.instance
+                ))
+            })
     }
 
+    /// Also forgets which backend the instance's rules were in, before the
+    /// lock goes: from then on no other helper counts it as running.
     pub fn down(self, instance: &InstanceName) -> Result<usize> {
         let backend = self.backend;
-        self.apply(|live| backend.plan_down(live, instance))
+        let (n, held) = self
+            .apply(|live| backend.plan_down(live, instance, &running(backend, instance)))
             .map_err(|e| {
                 Error::new(format!(
                     "removing the {} rules of instance {instance} failed: {e}",
                     backend.name()
                 ))
-            })
+            })?;
+        crate::state::remove(instance, firewall_record::RECORD)?;
+        drop(held);
+        Ok(n)
     }
+}
+
+/// The other instances whose rules `backend` wrote, with the networks
+/// they recorded. Read under the lock: an instance counts from the moment
+/// its `up` recorded the backend until its `down` removed its rules.
+fn running(backend: &dyn Backend, except: &InstanceName) -> Vec<Network> {
+    state::recorded_instances()
+        .into_iter()
+        .filter(|n| n != except)
+        .filter(|n| matches!(choice::recorded(n), Ok(Some(b)) if b.name() == backend.name()))
+        .filter_map(|n| {
+            let record = state::load(&n, network::RECORD).ok()??;
+            Network::parse(&record).ok()
+        })
+        .collect()
 }

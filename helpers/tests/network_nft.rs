@@ -218,3 +218,36 @@ fn concurrent_starts_leave_the_shared_sets_exact() {
     }
     assert_eq!(rs.matches("comment \"dockyard\"").count(), 2, "{rs}");
 }
+
+#[test]
+fn any_start_puts_back_the_shared_table_for_every_running_instance() {
+    if !require_root("nft repair") || !have_nft() {
+        return;
+    }
+    let ns = NetNs::with_backend("nftables");
+    for (n, third, pool) in [("dy1", 11, "172.31.0.0/16"), ("dy2", 12, "172.30.0.0/16")] {
+        let r = network(&ns, &args("up", n, third, pool));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let before = ruleset(&ns);
+    // Someone deletes the shared table; dy1 alone is restarted.
+    ns.ok(&["nft", "delete", "table", "inet", "dockyard"]);
+    let r = network(&ns, &args("up", "dy1", 11, "172.31.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let after = ruleset(&ns);
+    assert!(
+        after.contains("172.30.0.0/16 comment \"dockyard:dy2\""),
+        "{after}"
+    );
+    assert_eq!(
+        after.matches("dockyard:dy2").count(),
+        before.matches("dockyard:dy2").count(),
+        "{after}"
+    );
+    // dy2 stops: nothing of it is put back by dy1's records or anyone's.
+    let r = network(&ns, &args("down", "dy2", 12, "172.30.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = network(&ns, &args("up", "dy1", 11, "172.31.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!ruleset(&ns).contains("dockyard:dy2"), "{}", ruleset(&ns));
+}

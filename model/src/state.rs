@@ -40,6 +40,25 @@ pub fn firewall_lock() -> PathBuf {
     dir().join("firewall.lock")
 }
 
+/// The instances with a directory of records, i.e. started and not yet
+/// cleanly stopped (unreadable or foreign entries are skipped).
+pub fn recorded_instances() -> Vec<InstanceName> {
+    let Ok(entries) = std::fs::read_dir(dir()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<InstanceName> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            if !e.file_type().ok()?.is_dir() {
+                return None;
+            }
+            InstanceName::parse(e.file_name().to_str()?).ok()
+        })
+        .collect();
+    out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    out
+}
+
 /// `Ok(None)` when nothing was recorded.
 pub fn load(instance: &InstanceName, record: &str) -> Result<Option<Record>, String> {
     let p = path(instance, record);

@@ -280,7 +280,9 @@ impl Backend for Iptables {
         }
     }
 
-    fn plan_up(&self, live: &str, net: &Network) -> Option<String> {
+    /// Every shared piece here is one hook or a chain the rules are in,
+    /// put back by any instance's `up`: nothing to restore for others.
+    fn plan_up(&self, live: &str, net: &Network, _running: &[Network]) -> Option<String> {
         let want = &Ruleset::of(net);
         let saved = parse_save(live);
         let own = own_chains(&want.instance);
@@ -354,7 +356,12 @@ impl Backend for Iptables {
         (!text.is_empty()).then_some(text)
     }
 
-    fn plan_down(&self, live: &str, instance: &InstanceName) -> Option<String> {
+    fn plan_down(
+        &self,
+        live: &str,
+        instance: &InstanceName,
+        _running: &[Network],
+    ) -> Option<String> {
         let saved = parse_save(live);
         let own = own_chains(instance);
         let mut text = String::new();
@@ -596,7 +603,7 @@ mod tests {
     const HOST: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\n-A FORWARD -o docker0 -j DOCKER\n-A DOCKER-USER -j RETURN\nCOMMIT\n*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\nCOMMIT\n";
 
     fn up(live: &str, n: &crate::contract::network::Network) -> String {
-        match IPTABLES_TEST.plan_up(live, n) {
+        match IPTABLES_TEST.plan_up(live, n, &[]) {
             Some(plan) => apply(live, &plan),
             None => live.to_string(),
         }
@@ -633,7 +640,7 @@ mod tests {
     #[test]
     fn first_up_creates_everything_and_a_rerun_nothing() {
         let dy1 = net("dy1", 147, "172.23.0.0/16");
-        let plan = IPTABLES_TEST.plan_up(HOST, &dy1).expect("a plan");
+        let plan = IPTABLES_TEST.plan_up(HOST, &dy1, &[]).expect("a plan");
         assert!(plan.starts_with("*filter\n:DOCKYARD-FORWARD - [0:0]\n:DOCKYARD-INPUT - [0:0]\n:DOCKYARD-dy1 - [0:0]\n"), "{plan}");
         assert!(
             plan.contains("-I FORWARD 1 -m comment --comment dockyard -j DOCKYARD-FORWARD\n"),
@@ -643,7 +650,7 @@ mod tests {
         let a = IPTABLES_TEST.audit(&after, &dy1);
         assert!(a.is_complete(), "{a:?}");
         assert_eq!(a.state(), "present");
-        assert_eq!(IPTABLES_TEST.plan_up(&after, &dy1), None);
+        assert_eq!(IPTABLES_TEST.plan_up(&after, &dy1, &[]), None);
         // The host's own rules are untouched.
         for keep in [
             "-A FORWARD -j DOCKER-USER",
@@ -684,7 +691,7 @@ mod tests {
             "COMMIT\n*nat",
             "-A DOCKYARD-FORWARD -d 172.22.2.0/24 -m comment --comment \"dockyard:dyb\" -j DOCKYARD-dyb\nCOMMIT\n*nat",
         );
-        let plan = IPTABLES_TEST.plan_up(&moved, &b).expect("repair");
+        let plan = IPTABLES_TEST.plan_up(&moved, &b, &[]).expect("repair");
         assert!(
             plan.contains("-I DOCKYARD-FORWARD 1 -d 172.22.2.0/24"),
             "{plan}"
@@ -698,7 +705,9 @@ mod tests {
             net("dy10", 2, "172.25.0.0/16"),
         );
         let both = up(&up(HOST, &a), &b);
-        let plan = IPTABLES_TEST.plan_down(&both, &a.instance).expect("a plan");
+        let plan = IPTABLES_TEST
+            .plan_down(&both, &a.instance, &[])
+            .expect("a plan");
         assert!(
             !plan.contains("dy10"),
             "dy1's teardown must not touch dy10: {plan}"
@@ -710,12 +719,14 @@ mod tests {
         assert_eq!(IPTABLES_TEST.audit(&only_b, &a).state(), "absent");
         let none = apply(
             &only_b,
-            &IPTABLES_TEST.plan_down(&only_b, &b.instance).expect("plan"),
+            &IPTABLES_TEST
+                .plan_down(&only_b, &b.instance, &[])
+                .expect("plan"),
         );
         assert!(!none.contains("DOCKYARD"), "{none}");
         assert!(!none.contains("dockyard"), "{none}");
         assert!(none.contains("-A FORWARD -j DOCKER-USER"), "{none}");
-        assert_eq!(IPTABLES_TEST.plan_down(&none, &b.instance), None);
+        assert_eq!(IPTABLES_TEST.plan_down(&none, &b.instance, &[]), None);
     }
 
     #[test]

@@ -438,11 +438,15 @@ pub trait Backend: Sync {
     fn read_program(&self) -> Program;
     fn apply_program(&self) -> Program;
     /// Brings the live rules to exactly what `net` needs (and the shared
-    /// pieces it needs).
-    fn plan_up(&self, live: &str, net: &Network) -> Option<String>;
+    /// pieces it needs). `running` are the other instances recorded as up
+    /// with this backend: a backend whose shared pieces hold something of
+    /// every instance puts back what they lost.
+    fn plan_up(&self, live: &str, net: &Network, running: &[Network]) -> Option<String>;
     /// Removes every trace of `instance`, and the shared chains when it was
-    /// the last one using them. Needs nothing but the name.
-    fn plan_down(&self, live: &str, instance: &InstanceName) -> Option<String>;
+    /// the last one using them. Needs nothing but the name (and `running`,
+    /// as for [`Backend::plan_up`]).
+    fn plan_down(&self, live: &str, instance: &InstanceName, running: &[Network])
+        -> Option<String>;
     fn audit(&self, live: &str, net: &Network) -> Audit;
     /// Every line of `instance`, expected or not (networks unknown).
     fn residue(&self, live: &str, instance: &InstanceName) -> Vec<Line>;

@@ -619,6 +619,21 @@ fn shared_text(live: &Live, text: &mut String) {
     }
 }
 
+/// What the other running instances lost of the shared sets (someone
+/// deleted the shared table, or flushed a set) goes back with any
+/// instance's start or stop: isolation is theirs as much as this one's.
+/// Only ever added, never removed: an element without a record may belong
+/// to an instance whose start has just committed and not yet recorded.
+fn restore_others(live: &Live, this: &InstanceName, running: &[Network], text: &mut String) {
+    for other in running.iter().filter(|n| n.instance != *this) {
+        let w = Want::of(other);
+        let tag = w.instance.firewall_tag();
+        let have: Vec<&Element> = live.tagged_elements(&tag).collect();
+        let missing: Vec<&Element> = w.elements.iter().filter(|e| !have.contains(e)).collect();
+        elements_cmd(text, "add", &missing, Some(&tag));
+    }
+}
+
 fn instance_table_matches(live: &Live, want: &Want) -> bool {
     let table = want.instance.nft_table();
     let chains: Vec<&str> = live
@@ -657,12 +672,13 @@ impl Backend for Nftables {
         }
     }
 
-    fn plan_up(&self, live: &str, net: &Network) -> Option<String> {
+    fn plan_up(&self, live: &str, net: &Network, running: &[Network]) -> Option<String> {
         let live = parse_live(live);
         let want = Want::of(net);
         let tag = want.instance.firewall_tag();
         let mut text = String::new();
         shared_text(&live, &mut text);
+        restore_others(&live, &want.instance, running, &mut text);
 
         let table = want.instance.nft_table();
         if !instance_table_matches(&live, &want) {
@@ -703,7 +719,12 @@ impl Backend for Nftables {
         (!text.is_empty()).then_some(text)
     }
 
-    fn plan_down(&self, live: &str, instance: &InstanceName) -> Option<String> {
+    fn plan_down(
+        &self,
+        live: &str,
+        instance: &InstanceName,
+        running: &[Network],
+    ) -> Option<String> {
         let live = parse_live(live);
         let tag = instance.firewall_tag();
         let mut text = String::new();
@@ -711,18 +732,27 @@ impl Backend for Nftables {
         if live.has_table(FAMILY, &table) {
             let _ = writeln!(text, "delete table {FAMILY} {table}");
         }
-        let others = live
-            .elements
-            .iter()
-            .any(|e| e.comment.as_deref() != Some(tag.as_str()));
+        let running: Vec<&Network> = running.iter().filter(|n| n.instance != *instance).collect();
+        let others = !running.is_empty()
+            || live
+                .elements
+                .iter()
+                .any(|e| e.comment.as_deref() != Some(tag.as_str()));
         if live.has_table(FAMILY, SHARED_TABLE) {
             if others {
                 let mine: Vec<&Element> = live.tagged_elements(&tag).collect();
                 elements_cmd(&mut text, "delete", &mine, None);
+                let kept: Vec<Network> = running.into_iter().cloned().collect();
+                restore_others(&live, instance, &kept, &mut text);
             } else {
                 // The last instance takes the shared table with it.
                 let _ = writeln!(text, "delete table {FAMILY} {SHARED_TABLE}");
             }
+        } else if !running.is_empty() {
+            // Gone while others run: theirs is put back.
+            shared_text(&live, &mut text);
+            let kept: Vec<Network> = running.into_iter().cloned().collect();
+            restore_others(&live, instance, &kept, &mut text);
         }
         for r in live.host_rules_tagged(&tag) {
             delete_rule(&mut text, r);
@@ -913,7 +943,9 @@ mod tests {
     #[test]
     fn first_up_creates_everything() {
         let n = net("dy1", 1, "172.23.0.0/16");
-        let plan = Nftables.plan_up(r#"{"nftables": []}"#, &n).expect("a plan");
+        let plan = Nftables
+            .plan_up(r#"{"nftables": []}"#, &n, &[])
+            .expect("a plan");
         for want in [
             "add chain ip filter FORWARD { type filter hook forward priority 0; }",
             "add set inet dockyard nets { type ipv4_addr; flags interval; }",
@@ -930,7 +962,7 @@ mod tests {
     #[test]
     fn up_repairs_only_what_is_missing() {
         let n = net("dy1", 1, "172.23.0.0/16");
-        let plan = Nftables.plan_up(&sample(), &n).expect("a plan");
+        let plan = Nftables.plan_up(&sample(), &n, &[]).expect("a plan");
         // Present: the host chain, shared table, the forward rule; one host
         // accept; 3 of 6 elements; the instance table lacks the pool's
         // masquerade, so it is replaced whole.
@@ -955,7 +987,7 @@ mod tests {
     #[test]
     fn down_keeps_the_shared_table_while_others_use_it() {
         let dy1 = InstanceName::parse("dy1").expect("name");
-        let plan = Nftables.plan_down(&sample(), &dy1).expect("a plan");
+        let plan = Nftables.plan_down(&sample(), &dy1, &[]).expect("a plan");
         assert!(plan.contains("delete table inet dockyard-dy1\n"), "{plan}");
         assert!(
             plan.contains("delete element inet dockyard nets { 172.22.1.0/24, 172.23.0.0/16 }"),
@@ -969,10 +1001,40 @@ mod tests {
         assert!(!plan.contains("delete table inet dockyard\n"), "{plan}");
         let dy9 = InstanceName::parse("dy9").expect("name");
         let sample = sample().replace("dockyard:dy1", "dockyard:dy9");
-        let last = Nftables.plan_down(&sample, &dy9).expect("a plan");
+        let last = Nftables.plan_down(&sample, &dy9, &[]).expect("a plan");
         assert!(last.contains("delete table inet dockyard\n"), "{last}");
         let none = InstanceName::parse("dy5").expect("name");
-        assert_eq!(Nftables.plan_down(&sample, &none), None);
+        assert_eq!(Nftables.plan_down(&sample, &none, &[]), None);
+    }
+
+    #[test]
+    fn any_start_or_stop_puts_back_what_running_instances_lost() {
+        let dy1 = net("dy1", 1, "172.23.0.0/16");
+        let dy3 = net("dy3", 3, "172.26.0.0/16");
+        // Someone deleted the shared table: dy3 runs, dy1 starts.
+        let plan = Nftables
+            .plan_up(r#"{"nftables": []}"#, &dy1, std::slice::from_ref(&dy3))
+            .expect("a plan");
+        assert!(
+            plan.contains("172.26.0.0/16 comment \"dockyard:dy3\""),
+            "{plan}"
+        );
+        // dy1, the last with elements, stops while dy3 is recorded as up:
+        // the shared table stays and dy3's elements come back.
+        let plan = Nftables
+            .plan_down(&sample(), &dy1.instance, &[dy3.clone(), dy1.clone()])
+            .expect("a plan");
+        assert!(!plan.contains("delete table inet dockyard\n"), "{plan}");
+        assert!(
+            plan.contains(
+                "add element inet dockyard nets { 172.22.3.0/24 comment \"dockyard:dy3\""
+            ),
+            "{plan}"
+        );
+        assert!(
+            !plan.contains("172.23.0.0/16 comment"),
+            "dy1's own are not restored: {plan}"
+        );
     }
 
     #[test]
