@@ -230,8 +230,10 @@ fn any_start_puts_back_the_shared_table_for_every_running_instance() {
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
     let before = ruleset(&ns);
-    // Someone deletes the shared table; dy1 alone is restarted.
+    // Someone deletes the shared table and flushes FORWARD; dy1 alone is
+    // restarted.
     ns.ok(&["nft", "delete", "table", "inet", "dockyard"]);
+    ns.ok(&["iptables", "-F", "FORWARD"]);
     let r = network(&ns, &args("up", "dy1", 11, "172.31.0.0/16"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let after = ruleset(&ns);

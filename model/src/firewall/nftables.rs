@@ -619,11 +619,12 @@ fn shared_text(live: &Live, text: &mut String) {
     }
 }
 
-/// What the other running instances lost of the shared sets (someone
-/// deleted the shared table, or flushed a set) goes back with any
-/// instance's start or stop: isolation is theirs as much as this one's.
-/// Only ever added, never removed: an element without a record may belong
-/// to an instance whose start has just committed and not yet recorded.
+/// What the other running instances lost of what they share with the
+/// host and each other (someone deleted the shared table, flushed a set or
+/// iptables' FORWARD) goes back with any instance's start or stop, as a
+/// flushed FORWARD's one jump does with iptables. Only ever added, never
+/// removed: an element without a record may belong to an instance whose
+/// start has just committed and not yet recorded.
 fn restore_others(live: &Live, this: &InstanceName, running: &[Network], text: &mut String) {
     for other in running.iter().filter(|n| n.instance != *this) {
         let w = Want::of(other);
@@ -631,6 +632,23 @@ fn restore_others(live: &Live, this: &InstanceName, running: &[Network], text: &
         let have: Vec<&Element> = live.tagged_elements(&tag).collect();
         let missing: Vec<&Element> = w.elements.iter().filter(|e| !have.contains(e)).collect();
         elements_cmd(text, "add", &missing, Some(&tag));
+        let accepts: Vec<&NftRule> = live
+            .host_rules_tagged(&tag)
+            .filter_map(|r| r.rule.as_ref())
+            .collect();
+        insert_host_accepts(text, w.host_accepts.iter().filter(|r| !accepts.contains(r)));
+    }
+}
+
+/// At the top of iptables' FORWARD, ahead of anything of the host's that
+/// would drop.
+fn insert_host_accepts<'a>(text: &mut String, rules: impl DoubleEndedIterator<Item = &'a NftRule>) {
+    for r in rules.rev() {
+        let _ = writeln!(
+            text,
+            "insert rule {HOST_FAMILY} {HOST_TABLE} {HOST_CHAIN} {}",
+            r.render(true)
+        );
     }
 }
 
@@ -707,15 +725,10 @@ impl Backend for Nftables {
                 _ => delete_rule(&mut text, r),
             }
         }
-        for r in want.host_accepts.iter().rev() {
-            if !kept.contains(&r) {
-                let _ = writeln!(
-                    text,
-                    "insert rule {HOST_FAMILY} {HOST_TABLE} {HOST_CHAIN} {}",
-                    r.render(true)
-                );
-            }
-        }
+        insert_host_accepts(
+            &mut text,
+            want.host_accepts.iter().filter(|r| !kept.contains(r)),
+        );
         (!text.is_empty()).then_some(text)
     }
 
