@@ -142,7 +142,7 @@ fn is_root() -> bool {
 #[test]
 fn new_writes_a_valid_conf_and_json() {
     let env = Env::new();
-    let o = env.new_instance("zt1", &["--seed", "5", "--runtime", "runc", "--json"]);
+    let o = env.new_instance("zt1", &["--runtime", "runc", "--json"]);
     expect(&o, 0, "");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["name"], "zt1");
@@ -156,13 +156,10 @@ fn new_writes_a_valid_conf_and_json() {
     assert_eq!(v["pool_base"], nets[0].2.to_string());
     // The generator accepts it.
     expect(&env.run(&["check"]), 0, "1 instance unit(s)");
-    // Same seed, fresh directory: the same pick.
+    // A fresh directory on the same host: the same pick (the lowest free
+    // blocks).
     let env2 = Env::new();
-    expect(
-        &env2.new_instance("zt1", &["--seed", "5", "--runtime", "runc"]),
-        0,
-        "",
-    );
+    expect(&env2.new_instance("zt1", &["--runtime", "runc"]), 0, "");
     assert_eq!(networks(&env2.dir()), nets);
     // Without --json: the DOCKER_HOST line to use.
     let o = env.new_instance("zt2", &[]);
@@ -306,12 +303,9 @@ fn new_says_when_no_range_is_left_and_how_many_are_in_use() {
     let env = Env::new();
     // Two candidate /16s: the first instance takes one for its pool and
     // puts its bridge in the other.
-    expect(
-        &env.new_instance("zt1", &["--range", "10.200.0.0/15"]),
-        0,
-        "",
-    );
-    let o = env.new_instance("zt2", &["--range", "10.200.0.0/15"]);
+    let one_range = ["--range", "10.200.0.0/15", "--pool-prefix", "16"];
+    expect(&env.new_instance("zt1", &one_range), 0, "");
+    let o = env.new_instance("zt2", &one_range);
     expect(&o, 1, "no free range left");
     assert!(stderr(&o).contains("2 of 2"), "{}", stderr(&o));
 }
@@ -319,13 +313,12 @@ fn new_says_when_no_range_is_left_and_how_many_are_in_use() {
 #[test]
 fn concurrent_news_never_pick_the_same_networks() {
     let env = Env::new();
-    // The same seed for all: without the lock they would all pick the
-    // same networks.
+    // Without the lock they would all pick the same lowest free blocks.
     let children: Vec<_> = (1..=6)
         .map(|i| {
             let name = format!("zt{i}");
             env.cmd()
-                .args(["new", &name, "--root", &env.root(&name), "--seed", "42"])
+                .args(["new", &name, "--root", &env.root(&name)])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -349,15 +342,15 @@ fn new_avoids_a_route_in_table_100_of_a_fresh_netns() {
         return;
     }
     let env = Env::new();
-    // Table 100 (not main) covers all of 172.16.0.0/12 but 172.30.0.0/15:
-    // the pool and the bridge must both land in 172.30.0.0/15.
+    // Table 100 (not main) covers all of the default ranges but the last
+    // /16 of each, 10.191.0.0/16 for pools and 10.207.0.0/16 for bridges:
+    // the pool and the bridge must land there.
     let script = format!(
         "set -e; ip link set lo up; \
-         ip route add 172.16.0.0/13 dev lo table 100; \
-         ip route add 172.24.0.0/14 dev lo table 100; \
-         ip route add 172.28.0.0/15 dev lo table 100; \
-         ip route show table 100 | grep -q 172.28.0.0/15; \
-         for i in 1 2 3 4 5 6 7 8; do \"$0\" new zt$i --root {}/zt$i --seed $i; done",
+         for r in 10.128.0.0/11 10.160.0.0/12 10.176.0.0/13 10.184.0.0/14 10.188.0.0/15 10.190.0.0/16 \
+                  10.200.0.0/14 10.204.0.0/15 10.206.0.0/16; do ip route add $r dev lo table 100; done; \
+         ip route show table 100 | grep -q 10.206.0.0/16; \
+         for i in 1 2 3 4; do \"$0\" new zt$i --root {}/zt$i --pool-prefix 16; done",
         env.roots
     );
     let mut c = Command::new("unshare");
@@ -370,19 +363,98 @@ fn new_avoids_a_route_in_table_100_of_a_fresh_netns() {
         .args(["--net", "sh", "-c", &script, env!("CARGO_BIN_EXE_dockyard")])
         .output()
         .expect("unshare");
-    let free: Ipv4Net = "172.30.0.0/15".parse().expect("net");
     let nets = networks(&env.dir());
-    // 172.30.0.0/15 holds two /16s: one pool and the bridges of others.
-    assert!(!nets.is_empty(), "stderr: {}", stderr(&o));
-    for (n, b, p) in &nets {
-        assert!(free.contains(p), "{n} pool {p} is not in {free}");
-        assert!(free.contains(&b.trunc()), "{n} bridge {b} is not in {free}");
-    }
+    // 10.191.0.0/16 holds one /16 pool: one instance, then exhaustion,
+    // counted over all 64 /16s of the pool range.
+    assert_eq!(nets.len(), 1, "stderr: {}", stderr(&o));
+    let (_, bridge, pool) = &nets[0];
+    assert_eq!(pool.to_string(), "10.191.0.0/16");
+    assert_eq!(bridge.to_string(), "10.207.0.1/24");
+    assert!(
+        stderr(&o).contains("no free range left for PoolBase"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("64 of 64"), "{}", stderr(&o));
+}
+
+#[test]
+fn new_picks_in_the_host_policy_and_its_options_override_it() {
+    let env = Env::new();
+    write(
+        &env.host_conf(),
+        "[Allocation]\nBridgeRange=10.77.0.0/20\nBridgePrefix=26\n\
+         PoolRange=10.77.64.0/18\nPoolPrefix=22\nPoolSize=25\n",
+    );
+    expect(&env.new_instance("zt1", &[]), 0, "");
+    let nets = networks(&env.dir());
+    let (_, bridge, pool) = &nets[0];
+    assert!(
+        bridge.prefix_len() == 26
+            && "10.77.0.0/20"
+                .parse::<Ipv4Net>()
+                .expect("net")
+                .contains(bridge),
+        "{bridge}"
+    );
+    assert!(
+        pool.prefix_len() == 22
+            && "10.77.64.0/18"
+                .parse::<Ipv4Net>()
+                .expect("net")
+                .contains(pool),
+        "{pool}"
+    );
+    let conf = std::fs::read_to_string(env.dir().join("zt1.conf")).expect("conf");
+    assert!(conf.contains("\nPoolSize=25\n"), "{conf}");
+
+    // The options win for one instance.
+    let o = env.new_instance(
+        "zt2",
+        &[
+            "--pool-range",
+            "10.78.0.0/16",
+            "--pool-prefix",
+            "20",
+            "--pool-size",
+            "24",
+            "--bridge-prefix",
+            "24",
+        ],
+    );
+    expect(&o, 0, "");
+    let nets = networks(&env.dir());
+    let (_, bridge, pool) = &nets[1];
+    assert!(bridge.prefix_len() == 24, "{bridge}");
+    assert!(
+        pool.prefix_len() == 20
+            && "10.78.0.0/16"
+                .parse::<Ipv4Net>()
+                .expect("net")
+                .contains(pool),
+        "{pool}"
+    );
     assert_disjoint(&nets);
-    // The second /16 holds the first instance's bridge, so the second
-    // instance found no pool: exhaustion, counted over all 16.
-    assert!(stderr(&o).contains("no free range left"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("16 of 16"), "{}", stderr(&o));
+    let conf = std::fs::read_to_string(env.dir().join("zt2.conf")).expect("conf");
+    assert!(conf.contains("\nPoolSize=24\n"), "{conf}");
+
+    // Options that do not fit together are a usage error; nothing written.
+    let o = env.new_instance("zt3", &["--pool-size", "20"]);
+    expect(&o, 2, "PoolSize=20 is larger than a pool (PoolPrefix=22)");
+    expect(
+        &env.new_instance("zt3", &["--pool-prefix", "31"]),
+        2,
+        "--pool-prefix 31: not a prefix length",
+    );
+    // A policy with an error stops new, naming file and line.
+    write(&env.host_conf(), "[Allocation]\nPoolPrefix=abc\n");
+    let o = env.new_instance("zt3", &[]);
+    expect(
+        &o,
+        2,
+        &format!("{}:2: error: PoolPrefix=abc", env.host_conf().display()),
+    );
+    assert!(!env.dir().join("zt3.conf").exists());
 }
 
 const GOOD: &str = "[Instance]\nBridgeCIDR=172.22.147.1/24\nPoolBase=172.23.0.0/16\nRuntime=runc\nRoot=/srv/ztt-check/zt1\n";
@@ -759,13 +831,11 @@ fn new_avoids_siblings_including_confs_with_errors() {
     );
     expect(&env.run(&["check"]), 1, "zt7.conf:4: error:");
     let free: Ipv4Net = "172.28.0.0/14".parse().expect("net");
-    for (i, seed) in [(1, "1"), (2, "2")] {
-        let name = format!("zt{i}");
-        expect(
-            &env.new_instance(&name, &["--seed", seed, "--runtime", "runc"]),
-            0,
-            "",
-        );
+    for name in ["zt1", "zt2"] {
+        let old_plan = ["--range", "172.16.0.0/12", "--pool-prefix", "16"];
+        let mut args = vec!["--runtime", "runc"];
+        args.extend(old_plan);
+        expect(&env.new_instance(name, &args), 0, "");
     }
     let nets: Vec<_> = networks(&env.dir())
         .into_iter()

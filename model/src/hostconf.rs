@@ -273,7 +273,7 @@ fn build(path: &Path, doc: &Document) -> (HostConf, Vec<Diagnostic>) {
         }
     }
     let origin = |name: &str| origins.iter().find(|(n, _)| *n == name).map(|(_, o)| *o);
-    for (name, problem) in consistency(&conf.allocation) {
+    for (name, problem) in conf.allocation.problems() {
         // At the line that set the key to change, or at the file when that
         // key kept its default (a range was set, its prefix was not).
         diags.push(match origin(name) {
@@ -284,42 +284,46 @@ fn build(path: &Path, doc: &Document) -> (HostConf, Vec<Diagnostic>) {
     (conf, diags)
 }
 
-/// The checks between keys, each with the key to blame: a network of a
-/// prefix must fit in its range, and a pool's networks in the pool.
-fn consistency(a: &Allocation) -> Vec<(&'static str, String)> {
-    let mut problems = Vec::new();
-    if a.bridge_prefix < a.bridge_range.prefix_len() {
-        problems.push((
-            "BridgePrefix",
-            format!(
-                "BridgePrefix={} does not fit in BridgeRange={}; use a BridgePrefix of at least {}",
-                a.bridge_prefix,
-                a.bridge_range,
-                a.bridge_range.prefix_len()
-            ),
-        ));
+impl Allocation {
+    /// The checks between keys, each with the key to blame: a network of
+    /// a prefix must fit in its range, and a pool's networks in the pool.
+    /// `dockyard new` runs them again after its options override keys.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let a = self;
+        let mut problems = Vec::new();
+        if a.bridge_prefix < a.bridge_range.prefix_len() {
+            problems.push((
+                "BridgePrefix",
+                format!(
+                    "BridgePrefix={} does not fit in BridgeRange={}; use a BridgePrefix of at least {}",
+                    a.bridge_prefix,
+                    a.bridge_range,
+                    a.bridge_range.prefix_len()
+                ),
+            ));
+        }
+        if a.pool_prefix < a.pool_range.prefix_len() {
+            problems.push((
+                "PoolPrefix",
+                format!(
+                    "PoolPrefix={} does not fit in PoolRange={}; use a PoolPrefix of at least {}",
+                    a.pool_prefix,
+                    a.pool_range,
+                    a.pool_range.prefix_len()
+                ),
+            ));
+        }
+        if a.pool_size < a.pool_prefix {
+            problems.push((
+                "PoolSize",
+                format!(
+                    "PoolSize={} is larger than a pool (PoolPrefix={}); use a PoolSize of at least {}",
+                    a.pool_size, a.pool_prefix, a.pool_prefix
+                ),
+            ));
+        }
+        problems
     }
-    if a.pool_prefix < a.pool_range.prefix_len() {
-        problems.push((
-            "PoolPrefix",
-            format!(
-                "PoolPrefix={} does not fit in PoolRange={}; use a PoolPrefix of at least {}",
-                a.pool_prefix,
-                a.pool_range,
-                a.pool_range.prefix_len()
-            ),
-        ));
-    }
-    if a.pool_size < a.pool_prefix {
-        problems.push((
-            "PoolSize",
-            format!(
-                "PoolSize={} is larger than a pool (PoolPrefix={}); use a PoolSize of at least {}",
-                a.pool_size, a.pool_prefix, a.pool_prefix
-            ),
-        ));
-    }
-    problems
 }
 
 fn unknown_key(entry: &Entry) -> Diagnostic {
@@ -401,7 +405,7 @@ mod tests {
 
     #[test]
     fn the_defaults_fit_each_other() {
-        assert!(consistency(&Allocation::default()).is_empty());
+        assert!(Allocation::default().problems().is_empty());
         let a = Allocation::default();
         assert!(!network::overlaps(&a.bridge_range, &a.pool_range));
     }

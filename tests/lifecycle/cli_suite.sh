@@ -20,7 +20,7 @@ source "$HERE/lib.sh"
 source "$HERE/instance_lib.sh"
 
 NAMES=(ca cb cc)
-# `dockyard new` picks inside NEW_RANGE (randomly); the hand-written confs (ca, cb, cc
+# `dockyard new` picks inside NEW_RANGE (the lowest free blocks); the hand-written confs (ca, cb, cc
 # with CLI_SUITE_NEW=0) stay inside it too, the sysbox instances' outside, so the two
 # can never collide.
 NEW_RANGE=172.16.0.0/13

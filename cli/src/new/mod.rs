@@ -1,7 +1,9 @@
 //! `dockyard new NAME`: the bash tool's `gen-env`, done right. Picks free
-//! networks (see [`alloc`]), refuses a name anything already uses, checks
-//! the conf with the model and writes it atomically, all under one lock so
-//! that concurrent runs never pick the same networks.
+//! networks (see [`alloc`]) in the ranges of the host's policy
+//! (dockyard-host.conf(5)) or of its options, refuses a name anything
+//! already uses, checks the conf with the model and writes it atomically,
+//! all under one lock so that concurrent runs never pick the same
+//! networks.
 
 pub mod alloc;
 pub mod host;
@@ -9,10 +11,10 @@ pub mod host;
 use crate::confwrite::{self, WriteError};
 use crate::error::{Exit, Failure, Result};
 use crate::probe::host::{self as probe, SystemctlError};
-use alloc::{Allocation, HostNetworks, Rng, Taken};
+use alloc::{Allocation, HostNetworks, Taken};
 use dockyard_generator::run::{version_defaults, Settings};
 use dockyard_model::load::{load_dir, LoadOptions};
-use dockyard_model::{ini, instance, network, root, InstanceName};
+use dockyard_model::{hostconf, ini, instance, network, paths, root, InstanceName};
 use ipnet::Ipv4Net;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -23,7 +25,8 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  the conf was written (and, with --start, the instance started)
   1  failure: no free range left, netlink or I/O error, unwritable directory, systemctl failed
-  2  usage error: bad NAME, bad CIDR or other option, a conf the model refuses
+  2  usage error: bad NAME, bad CIDR or other option, a conf the model refuses,
+     an error in the host's policy file /etc/dockyard/dockyard.conf
   6  refused: something of that name already exists (conf, unit, bridge, user, group or root),
      or a network given on the command line is in use";
 
@@ -44,7 +47,7 @@ pub struct Args {
     /// The pool for user-defined networks instead of a picked one, e.g. 172.23.0.0/16
     #[arg(long, value_name = "CIDR")]
     pub pool_base: Option<String>,
-    /// Prefix length of each network carved from the pool (PoolSize=)
+    /// Prefix length of each network carved from the pool (PoolSize=); default: the host's policy
     #[arg(long, value_name = "N")]
     pub pool_size: Option<u8>,
     /// Container runtime
@@ -53,12 +56,21 @@ pub struct Args {
     /// Pin a Docker version (DockerVersion=); default: the manifest's
     #[arg(long, value_name = "V")]
     pub docker_version: Option<String>,
-    /// Pick networks inside this range instead of 172.16.0.0/12
+    /// Pick both networks inside this range (sets --bridge-range and --pool-range)
     #[arg(long, value_name = "CIDR")]
     pub range: Option<String>,
-    /// Deterministic pick order (for tests); default: random
+    /// Pick the bridge network inside this range instead of the policy's BridgeRange=
+    #[arg(long, value_name = "CIDR", conflicts_with = "range")]
+    pub bridge_range: Option<String>,
+    /// Prefix length of the picked bridge network instead of the policy's BridgePrefix=
     #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
+    pub bridge_prefix: Option<u8>,
+    /// Pick the pool inside this range instead of the policy's PoolRange=
+    #[arg(long, value_name = "CIDR", conflicts_with = "range")]
+    pub pool_range: Option<String>,
+    /// Prefix length of the picked pool instead of the policy's PoolPrefix=
+    #[arg(long, value_name = "N")]
+    pub pool_prefix: Option<u8>,
     /// Reload systemd and start the instance after writing its conf
     #[arg(long)]
     pub start: bool,
@@ -80,6 +92,84 @@ fn cidr_flag(flag: &str, value: &str, checks: &[NetCheck]) -> Result<Ipv4Net> {
         check(&net).map_err(|e| usage(format!("{flag} {value}: {e}")))?;
     }
     Ok(net)
+}
+
+/// One of `new`'s prefix options, checked as the policy's keys are.
+fn prefix_flag(flag: &str, value: Option<u8>) -> Result<Option<u8>> {
+    match value {
+        Some(p) if !(network::MIN_PREFIX..=network::MAX_PREFIX).contains(&p) => {
+            Err(usage(format!(
+                "{flag} {p}: not a prefix length from {} to {}",
+                network::MIN_PREFIX,
+                network::MAX_PREFIX
+            )))
+        }
+        _ => Ok(value),
+    }
+}
+
+/// Where this run picks networks: the host's policy file (every default
+/// when it is missing), each option overriding its key. A network given
+/// outright stands for its own range, so the checks between keys judge
+/// what will really be written.
+pub fn policy(
+    args: &Args,
+    host_conf: &Path,
+    bridge: Option<Ipv4Net>,
+    pool: Option<Ipv4Net>,
+) -> Result<hostconf::Allocation> {
+    let (conf, diags) = hostconf::load(host_conf);
+    if diags.iter().any(|d| d.is_error()) {
+        let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        return Err(usage(format!(
+            "the host's policy {} has errors; nothing was written (fix them, then `dockyard check`):\n{}",
+            host_conf.display(),
+            lines.join("\n")
+        )));
+    }
+    for d in &diags {
+        eprintln!("{d}");
+    }
+    let range_flag = |flag: &str, v: &str| {
+        cidr_flag(
+            flag,
+            v,
+            &[network::check_private, network::check_network_address],
+        )
+    };
+    let mut a = conf.allocation;
+    if let Some(v) = args.range.as_deref() {
+        let r = range_flag("--range", v)?;
+        (a.bridge_range, a.pool_range) = (r, r);
+    }
+    if let Some(v) = args.bridge_range.as_deref() {
+        a.bridge_range = range_flag("--bridge-range", v)?;
+    }
+    if let Some(v) = args.pool_range.as_deref() {
+        a.pool_range = range_flag("--pool-range", v)?;
+    }
+    if let Some(p) = prefix_flag("--bridge-prefix", args.bridge_prefix)? {
+        a.bridge_prefix = p;
+    }
+    if let Some(p) = prefix_flag("--pool-prefix", args.pool_prefix)? {
+        a.pool_prefix = p;
+    }
+    if let Some(s) = args.pool_size {
+        a.pool_size = s;
+    }
+    if let Some(b) = bridge {
+        (a.bridge_range, a.bridge_prefix) = (b.trunc(), b.prefix_len());
+    }
+    if let Some(p) = pool {
+        (a.pool_range, a.pool_prefix) = (p, p.prefix_len());
+    }
+    match a.problems().first() {
+        Some((_, problem)) => Err(usage(format!(
+            "{problem} (the host's policy {} with the options given)",
+            host_conf.display()
+        ))),
+        None => Ok(a),
+    }
 }
 
 pub struct Lock {
@@ -280,14 +370,7 @@ pub fn create(
             )
         })
         .transpose()?;
-    let range = match args.range.as_deref() {
-        Some(v) => cidr_flag(
-            "--range",
-            v,
-            &[network::check_private, network::check_network_address],
-        )?,
-        None => alloc::DEFAULT_RANGE,
-    };
+    let policy = policy(args, &paths::host_conf(), bridge, pool)?;
     if let Some(r) = &args.root {
         root::check_root(r).map_err(|e| usage(format!("--root {r}: {e}")))?;
     }
@@ -323,11 +406,7 @@ pub fn create(
             "cannot read the host's routes and addresses over netlink: {e}"
         ))
     })?);
-    let mut rng = match args.seed {
-        Some(s) => Rng::seeded(s),
-        None => Rng::from_entropy(),
-    };
-    let allocation = alloc::allocate(range, &taken, bridge, pool, &mut rng).map_err(|e| {
+    let allocation = alloc::allocate(&policy, &taken, bridge, pool).map_err(|e| {
         let exit = match e {
             alloc::AllocError::InUse { .. } => Exit::Refused,
             alloc::AllocError::Exhausted { .. } => Exit::Failed,
@@ -338,7 +417,11 @@ pub fn create(
         name: name.clone(),
         root: args.root.clone(),
         allocation,
-        pool_size: args.pool_size,
+        // The policy's size is written when it is not the conf's default,
+        // so the conf means the same on a host without the policy file.
+        pool_size: args
+            .pool_size
+            .or((policy.pool_size != instance::DEFAULT_POOL_SIZE).then_some(policy.pool_size)),
         runtime: args.runtime.clone(),
         docker_version: args.docker_version.clone(),
     };
