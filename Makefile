@@ -2,7 +2,7 @@
 #   make                      build release binaries
 #   make check                everything CI runs (see README "Tests")
 #   make install DESTDIR=… PREFIX=/usr
-#   make bench                generator, installer, new and network benchmarks (see PERFORMANCE.md)
+#   make bench                generator, installer, new, network and sysbox watcher benchmarks (PERFORMANCE.md)
 #   sudo make quickstart      install and start an instance on this host
 #   sudo make lifecycle       the lifecycle suite alone (booted systemd, real dockerd)
 #   sudo make lifecycle-cli   the dockyard CLI's lifecycle tests (status, verify, destroy)
@@ -140,6 +140,7 @@ bench: build
 	$(CARGO) bench --locked -p dockyard-cli --bench install
 	$(CARGO) bench --locked -p dockyard-cli --bench new
 	$(CARGO) bench --locked -p dockyard-helpers --bench network
+	$(CARGO) bench --locked -p dockyard-helpers --bench sysbox_chown
 
 clean:
 	$(CARGO) clean
