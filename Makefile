@@ -6,6 +6,7 @@
 #   sudo make quickstart      install and start an instance on this host
 #   sudo make lifecycle       the lifecycle suite alone (booted systemd, real dockerd)
 #   sudo make lifecycle-cli   the dockyard CLI's lifecycle tests (status, verify, destroy)
+#   sudo make lifecycle-density  many instances: new, concurrent start, reboot (DENSITY_N=10)
 
 PREFIX      ?= /usr
 SYSCONFDIR  ?= /etc
@@ -36,7 +37,7 @@ MAN8          = man/dockyard-generator.8 man/dockyard-helper.8 man/dockyard.8
 export DOCKYARD_LIBEXEC_DIR = $(LIBEXECDIR)
 export DOCKYARD_DATA_DIR = $(DATADIR)
 
-.PHONY: all build check test lint man-check verify-units lifecycle lifecycle-cli lifecycle-isolation install uninstall bench clean quickstart
+.PHONY: all build check test lint man-check verify-units lifecycle lifecycle-cli lifecycle-isolation lifecycle-package lifecycle-density install uninstall bench clean quickstart
 
 all: build
 
@@ -83,7 +84,12 @@ lifecycle-isolation: build
 lifecycle-package: build
 	bash tests/lifecycle/package_suite.sh
 
-check: lint test man-check verify-units lifecycle lifecycle-cli lifecycle-isolation packages ansible-test lifecycle-package
+# Issue 11's density test: DENSITY_N instances (10 here; the benchmark runs 100) made
+# with `dockyard new`, started at once, a container in each, then a reboot.
+lifecycle-density: build
+	bash tests/lifecycle/density_suite.sh
+
+check: lint test man-check verify-units lifecycle lifecycle-cli lifecycle-isolation packages ansible-test lifecycle-package lifecycle-density
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
