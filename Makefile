@@ -147,6 +147,8 @@ bench: build
 	$(CARGO) bench --locked -p dockyard-cli --bench new
 	$(CARGO) bench --locked -p dockyard-helpers --bench network
 	$(CARGO) bench --locked -p dockyard-helpers --bench sysbox_chown
+	# Start overhead, boot to 10/50/100 instances and memory, in a booted host (root).
+	bash tests/lifecycle/density_bench.sh
 
 clean:
 	$(CARGO) clean
