@@ -52,7 +52,10 @@ pub fn parse(path: &Path, text: &str) -> (Document, Vec<Diagnostic>) {
                     diags.push(Diagnostic::error(
                         path,
                         Some(line_no),
-                        format!("malformed section header {line:?}; expected e.g. [Instance]"),
+                        format!(
+                            "malformed section header {line:?}; expected e.g. [Instance]{}",
+                            crate::network::comment_hint(line)
+                        ),
                     ));
                     // Keys below a broken header must not land in the previous section.
                     section = None;
@@ -139,6 +142,15 @@ mod tests {
         let (doc, _) = p("[Instance]\nRoot=/dy1 # comment\nX=a\\tb\n");
         assert_eq!(doc.entries[0].value, "/dy1 # comment");
         assert_eq!(doc.entries[1].value, "a\\tb");
+    }
+
+    #[test]
+    fn a_side_comment_on_a_section_line_says_so() {
+        let (_, diags) = p("[Instance]  # the instance\n");
+        assert_eq!(
+            diags,
+            vec!["/x.conf:1: error: malformed section header \"[Instance]  # the instance\"; expected e.g. [Instance] (comments must be on a line of their own, starting with # or ;)"]
+        );
     }
 
     #[test]

@@ -176,7 +176,11 @@ pub fn build(
                     origin,
                     Severity::Warning,
                     format!(
-                        "unknown section [{section}] ignored; sections are [Instance], [Network] and [Daemon]"
+                        "unknown section [{section}] ignored{}",
+                        crate::suggest::section_hint(
+                            section,
+                            &[SECTION_INSTANCE, SECTION_NETWORK, SECTION_DAEMON]
+                        )
                     ),
                 ));
             }
@@ -506,11 +510,7 @@ fn cidr_value(
 }
 
 fn unknown_key(entry: &Entry) -> Diagnostic {
-    let hint = INSTANCE_KEYS
-        .iter()
-        .find(|k| k.eq_ignore_ascii_case(&entry.key))
-        .map(|k| format!("; did you mean {k}=?"))
-        .unwrap_or_else(|| format!("; known keys: {}", INSTANCE_KEYS.join(", ")));
+    let hint = crate::suggest::key_hint(&entry.key, INSTANCE_KEYS);
     Diagnostic::at(
         &entry.origin,
         Severity::Warning,
@@ -700,7 +700,7 @@ mod tests {
         assert_eq!(
             diags,
             [
-                "/c/dy1.conf:6: warning: unknown section [Extra] ignored; sections are [Instance], [Network] and [Daemon]",
+                "/c/dy1.conf:6: warning: unknown section [Extra] ignored; sections are [Instance], [Network], [Daemon]",
                 "/c/dy1.conf:4: warning: unknown key bridgecidr= in [Instance] ignored; did you mean BridgeCIDR=?",
                 "/c/dy1.conf:5: warning: unknown key Foo= in [Instance] ignored; known keys: Root, BridgeCIDR, FixedCIDR, PoolBase, PoolSize, Runtime, DockerVersion, Autostart",
             ]

@@ -23,6 +23,7 @@ pub mod paths;
 pub mod root;
 pub mod source;
 pub mod state;
+pub mod suggest;
 mod value;
 
 pub use diag::{Diagnostic, Severity};

@@ -267,6 +267,7 @@ fn load_conf_inner(
         .collect();
     let (instance, more) = instance::build(name, conf, dropins, &docs, defaults);
     diags.extend(more);
+    add_comment_hints(&mut diags, &docs);
     // Report in reading order: file by file, line by line (whole-file
     // messages first), as an admin fixes them.
     diags.sort_by_key(|d| {
@@ -280,6 +281,25 @@ fn load_conf_inner(
         return (None, diags);
     }
     (instance, diags)
+}
+
+/// A value with a side comment (`Runtime=runc  # why`) keeps the comment,
+/// as systemd reads it; whatever check then fails on that line, its
+/// message says why, once, for every key alike.
+fn add_comment_hints(diags: &mut [Diagnostic], docs: &[ini::Document]) {
+    for d in diags.iter_mut() {
+        let Some(line) = d.line else { continue };
+        let entry = docs
+            .iter()
+            .flat_map(|doc| &doc.entries)
+            .find(|e| e.origin.line == line && e.origin.path == d.path);
+        if let Some(e) = entry {
+            let hint = crate::network::comment_hint(&e.value);
+            if !hint.is_empty() && !d.message.contains(hint.trim()) {
+                d.message.push_str(hint);
+            }
+        }
+    }
 }
 
 struct Listing {
