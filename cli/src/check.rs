@@ -167,12 +167,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = report.diagnostics.len() - errors;
-    let units = report
-        .output
-        .units
-        .iter()
-        .filter(|u| u.name.ends_with("_docker.service"))
-        .count();
+    let units = report.output.instance_units();
     let summary = format!(
         "{units} instance unit(s) would be generated; {} conf(s) would get none; {errors} error(s), {warnings} warning(s)",
         report.skipped

@@ -3,8 +3,9 @@
 use crate::log::{Level, Logger};
 use crate::output;
 use crate::unit;
+use dockyard_model::contract::refused::Refused;
 use dockyard_model::instance::VersionDefaults;
-use dockyard_model::load::{load_dir, LoadOptions};
+use dockyard_model::load::{load_dir, LoadOptions, CONF_SUFFIX};
 use dockyard_model::manifest;
 use dockyard_model::name::InstanceName;
 use dockyard_model::paths;
@@ -123,6 +124,7 @@ pub fn generate(settings: &Settings) -> Generated {
     skipped += dropped;
     let mut output = unit::render(&instances, &sysbox_version);
     add_remnants(settings, catalog.running, &mut output, &mut diagnostics);
+    add_refused(&settings.instances_dir, &diagnostics, &mut output);
     Generated {
         output,
         diagnostics,
@@ -156,9 +158,66 @@ fn add_remnants(
                 name.unit()
             ),
         ));
-        output
-            .units
-            .extend(unit::remnant_units(&name, &conf.to_string_lossy()));
+        output.units.extend(unit::remnant_units(
+            &name,
+            &conf.to_string_lossy(),
+            conf.exists(),
+        ));
+    }
+    output.units.sort_by(|a, b| a.name.cmp(&b.name));
+}
+
+/// The instance a diagnostic is about: `DIR/NAME.conf`, or a drop-in
+/// `DIR/NAME.conf.d/*.conf`; `None` for anything else (the directory, the
+/// manifest) and for a file name that is no instance name.
+fn instance_of(instances_dir: &Path, file: &Path) -> Option<InstanceName> {
+    let parent = file.parent()?;
+    let conf_name = if parent == instances_dir {
+        file.file_name()?.to_str()?
+    } else if parent.parent()? == instances_dir {
+        parent
+            .file_name()?
+            .to_str()?
+            .strip_suffix(".d")
+            .filter(|n| n.ends_with(CONF_SUFFIX))?
+    } else {
+        return None;
+    };
+    InstanceName::parse(conf_name.strip_suffix(CONF_SUFFIX)?).ok()
+}
+
+/// A conf with an error that got no unit gets one that says why
+/// (unit::refused_unit), with every message about its files, warnings
+/// included: "unknown key BridgeCIRD=; did you mean BridgeCIDR=?" is often
+/// the reason behind "BridgeCIDR= is required".
+fn add_refused(instances_dir: &Path, diagnostics: &[Diagnostic], output: &mut unit::Output) {
+    let mut refused: Vec<Refused> = Vec::new();
+    for d in diagnostics {
+        let Some(name) = instance_of(instances_dir, &d.path) else {
+            continue;
+        };
+        if output.units.iter().any(|u| u.name == name.unit()) {
+            continue;
+        }
+        match refused.iter_mut().find(|r| r.instance == name) {
+            Some(r) => r.diagnostics.push(d.to_string()),
+            None => refused.push(Refused {
+                conf: instances_dir.join(format!("{name}{CONF_SUFFIX}")),
+                instance: name,
+                diagnostics: vec![d.to_string()],
+            }),
+        }
+    }
+    // Only confs with an error: a conf with warnings alone has its unit.
+    refused.retain(|r| {
+        diagnostics.iter().any(|d| {
+            d.is_error() && instance_of(instances_dir, &d.path).as_ref() == Some(&r.instance)
+        })
+    });
+    for r in refused {
+        let u = unit::refused_unit(&r);
+        output.refused.push(u.name.clone());
+        output.units.push(u);
     }
     output.units.sort_by(|a, b| a.name.cmp(&b.name));
 }
@@ -196,12 +255,7 @@ pub fn run(settings: &Settings, normal_dir: Option<&Path>, logger: &Logger) -> i
             }
         }
     }
-    let instances = generated
-        .output
-        .units
-        .iter()
-        .filter(|u| u.name.ends_with("_docker.service"))
-        .count();
+    let instances = generated.output.instance_units();
     let level = if generated.skipped > 0 {
         Level::Notice
     } else {

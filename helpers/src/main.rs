@@ -15,6 +15,7 @@ mod netlink;
 mod network;
 mod notify;
 mod prepare;
+mod refused;
 mod state;
 mod subid;
 mod sysbox_chown;
@@ -31,6 +32,7 @@ usage:
   dockyard-prepare up --instance NAME --user USER --group GROUP --root DIR --exec-root DIR --config-file FILE [--daemon-option KEY=JSON]...
   dockyard-prepare down --instance NAME --root DIR --exec-root DIR
   dockyard-prepare down --instance NAME          (values recorded by up)
+  dockyard-prepare refused --instance NAME --conf FILE [--diagnostic TEXT]...   (the unit of a refused conf: logs, fails)
   dockyard-prepare sysbox --subid-user NAME [--subuid-file FILE] [--subgid-file FILE] [--login-defs FILE]
   dockyard-sysbox-chown --data-root DIR --subid-user NAME [--subuid-file FILE] [--subgid-file FILE]
   (or: dockyard-helper network|prepare|sysbox-chown ARGS...)";

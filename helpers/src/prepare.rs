@@ -21,6 +21,13 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
     if argv.first().is_some_and(|a| a == "sysbox") {
         return crate::sysbox_user::main(argv.into_iter().skip(1).collect());
     }
+    // `refused`: the unit of a conf the generator refused; no instance to prepare.
+    if argv
+        .first()
+        .is_some_and(|a| a == dockyard_model::contract::refused::ACTION)
+    {
+        return crate::refused::main(argv.into_iter().skip(1).collect());
+    }
     let opts = args::parse(argv, prepare::OPTIONS)?;
     let action = opts.action(&["up", "started", "down", "sysbox"])?;
     let instance = contract::instance(&opts).map_err(args::usage)?;

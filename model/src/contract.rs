@@ -493,3 +493,92 @@ mod tests {
         }
     }
 }
+
+/// `dockyard-prepare refused`: the ExecStart= of the unit the generator
+/// writes for a conf it refused. The diagnostics are fixed when the unit is
+/// generated, so a start shows exactly what `daemon-reload` saw, as
+/// systemd's own messages about a bad unit setting do.
+pub mod refused {
+    use super::*;
+
+    pub const ACTION: &str = "refused";
+    pub const CONF: Opt = once("conf");
+    pub const DIAGNOSTIC: Opt = many("diagnostic");
+    pub const OPTIONS: &[Opt] = &[INSTANCE, CONF, DIAGNOSTIC];
+
+    /// What the refused unit passes to the helper.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Refused {
+        pub instance: InstanceName,
+        pub conf: PathBuf,
+        /// `path:line: error: message` lines, in reading order.
+        pub diagnostics: Vec<String>,
+    }
+
+    impl Refused {
+        /// The helper's command line after the program and the action.
+        pub fn args(&self) -> Vec<String> {
+            let mut args = vec![
+                format!("--{}", INSTANCE.name),
+                self.instance.to_string(),
+                format!("--{}", CONF.name),
+                self.conf.to_string_lossy().into_owned(),
+            ];
+            for d in &self.diagnostics {
+                args.push(format!("--{}", DIAGNOSTIC.name));
+                args.push(d.clone());
+            }
+            args
+        }
+
+        pub fn parse(from: &dyn Values) -> Result<Refused, BadValue> {
+            Ok(Refused {
+                instance: instance(from)?,
+                conf: abs_path(CONF, required(from, CONF)?)?,
+                diagnostics: from
+                    .values(DIAGNOSTIC)
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+            })
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        struct Args(Vec<(&'static str, String)>);
+        impl Values for Args {
+            fn values(&self, opt: Opt) -> Vec<&str> {
+                self.0
+                    .iter()
+                    .filter(|(k, _)| *k == opt.name)
+                    .map(|(_, v)| v.as_str())
+                    .collect()
+            }
+        }
+
+        #[test]
+        fn round_trip() {
+            let r = Refused {
+                instance: InstanceName::parse("dy1").expect("name"),
+                conf: PathBuf::from("/etc/dockyard/instances.d/dy1.conf"),
+                diagnostics: vec!["a:1: error: x".into(), "a:2: warning: y".into()],
+            };
+            let args = r.args();
+            let pairs: Vec<(&'static str, String)> = args
+                .chunks(2)
+                .map(|kv| {
+                    let name = OPTIONS
+                        .iter()
+                        .find(|o| kv[0] == format!("--{}", o.name))
+                        .expect("known option")
+                        .name;
+                    (name, kv[1].clone())
+                })
+                .collect();
+            assert_eq!(Refused::parse(&Args(pairs)), Ok(r));
+        }
+    }
+}
