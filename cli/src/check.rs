@@ -14,6 +14,7 @@ use dockyard_model::instance::VersionDefaults;
 use dockyard_model::load::{load_dir, load_one, LoadOptions};
 use dockyard_model::{hostconf, paths};
 use dockyard_model::{Diagnostic, Instance};
+use dockyard_netlink::Crossing;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -35,6 +36,8 @@ pub struct Args {
 }
 
 pub struct Report {
+    /// The instances that would get a unit.
+    pub instances: Vec<Instance>,
     pub diagnostics: Vec<Diagnostic>,
     /// Confs that would get no unit.
     pub skipped: usize,
@@ -72,6 +75,7 @@ pub fn check_files(settings: &Settings, files: &[PathBuf]) -> Report {
     skipped += dropped;
     let output = unit::render(&renderable, &sysbox_version);
     Report {
+        instances: renderable,
         diagnostics,
         skipped,
         output,
@@ -142,6 +146,7 @@ pub fn check(settings: &Settings, files: &[PathBuf]) -> Report {
     let mut report = if files.is_empty() {
         let g = generate(settings);
         Report {
+            instances: g.instances,
             diagnostics: g.diagnostics,
             skipped: g.skipped,
             output: g.output,
@@ -154,9 +159,57 @@ pub fn check(settings: &Settings, files: &[PathBuf]) -> Report {
     report
 }
 
+/// Warnings for host routes over each instance's networks (netlink's
+/// crossing rule). Warnings, not errors: the generator, whose verdict
+/// `check` repeats, does not read the routing table (at boot it is not set
+/// up yet), and the tables at start may differ from now; `dockyard-network
+/// up` refuses the start against the tables as they are then.
+pub fn route_warnings(
+    instances: &[Instance],
+    live: impl Fn(&[ipnet::Ipv4Net], &[ipnet::Ipv4Net]) -> std::io::Result<Vec<Crossing>>,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for i in instances {
+        let found = match live(&i.own_nets(), &i.accept_host_routes) {
+            Ok(f) => f,
+            Err(e) => {
+                out.push(Diagnostic::warning(
+                    &i.conf,
+                    None,
+                    format!("cannot read the host's routes to check them: {e}"),
+                ));
+                return out;
+            }
+        };
+        for c in found {
+            let origin = if c.net == i.pool {
+                i.origins.pool.as_ref()
+            } else {
+                i.origins.bridge.as_ref()
+            };
+            out.push(Diagnostic {
+                severity: dockyard_model::Severity::Warning,
+                path: origin.map_or_else(|| i.conf.clone(), |o| o.path.clone()),
+                line: origin.map(|o| o.line),
+                message: format!(
+                    "{c}; `dockyard-network up` will refuse to start {}: choose networks no host route covers, or add AcceptHostRoute={} to [Network] if the routed network is meant",
+                    i.name.unit(),
+                    c.route.dst
+                ),
+            });
+        }
+    }
+    out
+}
+
 pub fn run(args: &Args) -> Result<()> {
     let settings = Settings::from_env();
-    let report = check(&settings, &args.files);
+    let mut report = check(&settings, &args.files);
+    let routes = route_warnings(
+        &report.instances,
+        dockyard_netlink::crossing::live_crossings,
+    );
+    report.diagnostics.extend(routes);
     for d in &report.diagnostics {
         eprintln!("{d}");
     }
@@ -177,5 +230,54 @@ pub fn run(args: &Args) -> Result<()> {
     } else {
         eprintln!("{summary}");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dockyard_netlink::{crossings, Route};
+
+    fn instance(text: &str) -> (tempfile::TempDir, Instance) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let conf = tmp.path().join("lan.conf");
+        std::fs::write(&conf, text).expect("conf");
+        let defaults = VersionDefaults {
+            docker: Ok("29.2.1".into()),
+            known_docker: None,
+        };
+        let (inst, diags) = load_one(&conf, &defaults);
+        (tmp, inst.unwrap_or_else(|| panic!("{diags:?}")))
+    }
+
+    fn lan_routes(
+        nets: &[ipnet::Ipv4Net],
+        accepted: &[ipnet::Ipv4Net],
+    ) -> std::io::Result<Vec<Crossing>> {
+        let routes = [Route {
+            table: 254,
+            dst: "10.90.0.0/16".parse().expect("net"),
+        }];
+        Ok(crossings(&routes, nets, accepted))
+    }
+
+    /// What an admin sees from `dockyard check` for a conf inside a LAN route.
+    #[test]
+    fn a_conf_inside_a_lan_route_is_warned_about_at_its_line() {
+        let (tmp, inst) =
+            instance("[Instance]\nRuntime=runc\nBridgeCIDR=10.90.1.1/24\nPoolBase=172.23.0.0/16\n");
+        let w = route_warnings(std::slice::from_ref(&inst), lan_routes);
+        let text: Vec<String> = w.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [format!(
+                "{}/lan.conf:3: warning: host route 10.90.0.0/16 (table main) covers 10.90.1.0/24: the instance would take those addresses from where that route leads; `dockyard-network up` will refuse to start lan_docker.service: choose networks no host route covers, or add AcceptHostRoute=10.90.0.0/16 to [Network] if the routed network is meant",
+                tmp.path().display()
+            )]
+        );
+        let (_tmp, accepted) = instance(
+            "[Instance]\nRuntime=runc\nBridgeCIDR=10.90.1.1/24\nPoolBase=172.23.0.0/16\n[Network]\nAcceptHostRoute=10.90.0.0/16\n",
+        );
+        assert!(route_warnings(&[accepted], lan_routes).is_empty());
     }
 }

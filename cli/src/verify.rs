@@ -1,5 +1,7 @@
 //! `dockyard verify NAME`: a smoke test after install. One line per check,
-//! `ok` or `FAIL` with the reason; exit 1 when any check failed.
+//! `ok`, `FAIL` with the reason, or `SKIP` for a check this user cannot
+//! make (the firewall and the socket need root); exit 1 when any check
+//! failed. A skipped check is not a failure: it was not made.
 //!
 //! The container check never contacts a registry: it runs `true` in an
 //! image the instance already has, or, when there is none (or it has no
@@ -25,7 +27,7 @@ pub struct Args {
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  every check passed
+  0  no check failed (SKIP lines name checks that need root; run as root to make them)
   1  at least one check failed (each FAIL line says why)
   2  usage error: bad NAME";
 
@@ -33,22 +35,59 @@ const API_TIMEOUT: Duration = Duration::from_secs(10);
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 pub const VERIFY_IMAGE: &str = "dockyard-verify:1";
 
+#[derive(Default)]
 struct Report {
     failed: usize,
+    skipped: usize,
     total: usize,
 }
 
+/// Why a check did not pass: it failed, or it could not be made.
+#[derive(Debug)]
+enum Problem {
+    Fail(String),
+    /// Not made, e.g. without root; never counted as a failure.
+    Skip(String),
+}
+
+impl From<String> for Problem {
+    fn from(why: String) -> Problem {
+        Problem::Fail(why)
+    }
+}
+
+/// What could not be read for want of rights is a check not made.
+impl From<host::Unknown> for Problem {
+    fn from(u: host::Unknown) -> Problem {
+        match u {
+            host::Unknown::NeedsRoot | host::Unknown::NeedsRootOrGroup(_) => {
+                Problem::Skip(u.to_string())
+            }
+            _ => Problem::Fail(u.to_string()),
+        }
+    }
+}
+
 impl Report {
-    fn check(&mut self, what: &str, result: std::result::Result<String, String>) -> bool {
+    fn check(
+        &mut self,
+        what: &str,
+        result: std::result::Result<String, impl Into<Problem>>,
+    ) -> bool {
         self.total += 1;
-        match result {
+        match result.map_err(Into::into) {
             Ok(detail) => {
                 println!("ok   {what}: {detail}");
                 true
             }
-            Err(why) => {
+            Err(Problem::Fail(why)) => {
                 self.failed += 1;
                 println!("FAIL {what}: {why}");
+                false
+            }
+            Err(Problem::Skip(why)) => {
+                self.skipped += 1;
+                println!("SKIP {what}: {why}");
                 false
             }
         }
@@ -57,10 +96,7 @@ impl Report {
 
 pub fn run(args: &Args) -> Result<()> {
     let name = InstanceName::parse(&args.name).map_err(|e| Failure::new(Exit::Usage, e))?;
-    let mut report = Report {
-        failed: 0,
-        total: 0,
-    };
+    let mut report = Report::default();
     let known = host::known_instances().into_iter().find(|k| k.name == name);
     let inst = match known.as_ref().and_then(|k| k.instance.clone()) {
         Some(i) => i,
@@ -69,11 +105,11 @@ pub fn run(args: &Args) -> Result<()> {
                 Some(e) => format!("the conf is invalid: {e}"),
                 None => format!("no conf {}/{name}.conf", paths::instances_dir().display()),
             };
-            report.check("conf", Err(why));
+            report.check("conf", Err::<String, _>(why));
             return finish(&report);
         }
     };
-    report.check("conf", Ok(inst.conf.display().to_string()));
+    report.check("conf", Ok::<_, String>(inst.conf.display().to_string()));
     report.check(
         "unit",
         match host::unit_state(&name.unit()) {
@@ -99,22 +135,23 @@ pub fn run(args: &Args) -> Result<()> {
                     socket.display(),
                     name.account()
                 )),
-                Some(p) => Err(p),
+                Some(p) => Err(Problem::Fail(p)),
             },
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(Problem::from(e)),
         },
     );
-    let ping = api(&socket, "GET", "/_ping", None).and_then(|r| {
+    let ping = api_checked(&socket, "GET", "/_ping", None).and_then(|r| {
         if r.is_success() && r.text().trim() == "OK" {
             Ok("/_ping answered OK".to_string())
         } else {
-            Err(format!(
+            Err(Problem::Fail(format!(
                 "/_ping answered HTTP {}: {}",
                 r.status,
                 r.text().trim()
-            ))
+            )))
         }
     });
+    let api_skipped = matches!(ping, Err(Problem::Skip(_)));
     let api_ok = report.check("api", ping);
     if api_ok {
         let version = api(&socket, "GET", "/version", None).and_then(|r| {
@@ -131,24 +168,101 @@ pub fn run(args: &Args) -> Result<()> {
     }
     report.check("nat", nat_rules(&inst));
     report.check("isolation", isolation_rules(&inst));
+    report.check("routes", host_routes(&inst));
     if api_ok {
         report.check("container", run_container(&socket, &inst));
+    } else if api_skipped {
+        report.check(
+            "container",
+            Err(Problem::Skip(
+                "the API needs root or the instance's group".into(),
+            )),
+        );
     } else {
-        report.check("container", Err("skipped: the API does not answer".into()));
+        report.check(
+            "container",
+            Err::<String, _>("not run: the API does not answer".to_string()),
+        );
     }
     finish(&report)
 }
 
 fn finish(report: &Report) -> Result<()> {
+    let skipped = if report.skipped == 0 {
+        String::new()
+    } else {
+        format!(
+            "; {} skipped (not made without root: run it as root to make them)",
+            report.skipped
+        )
+    };
     if report.failed == 0 {
-        println!("{} checks passed", report.total);
+        println!(
+            "{} of {} checks passed{skipped}",
+            report.total - report.skipped,
+            report.total
+        );
         Ok(())
     } else {
         Err(Failure::failed(format!(
-            "{} of {} checks failed",
+            "{} of {} checks failed{skipped}",
             report.failed, report.total
         )))
     }
+}
+
+/// Host routes over the instance's networks (netlink's crossing rule, as
+/// `dockyard-network up` applies it at start): a route that appeared since
+/// the start, or one the start did not see, fails the check.
+fn host_routes(inst: &Instance) -> std::result::Result<String, Problem> {
+    let nets = inst.own_nets();
+    let found = dockyard_netlink::crossing::live_crossings(&nets, &inst.accept_host_routes)
+        .map_err(|e| Problem::Fail(format!("cannot read the host's routes: {e}")))?;
+    if !found.is_empty() {
+        let list: Vec<String> = found.iter().map(ToString::to_string).collect();
+        return Err(Problem::Fail(format!(
+            "{}; give the instance other networks, or add AcceptHostRoute={} to [Network] if the routed network is meant (dockyard.conf(5))",
+            list.join("; "),
+            found[0].route.dst
+        )));
+    }
+    let accepted = if inst.accept_host_routes.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = inst
+            .accept_host_routes
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        format!(" (AcceptHostRoute= {})", list.join(" "))
+    };
+    Ok(format!(
+        "no host route covers {} or {}{accepted}",
+        nets[0], nets[1]
+    ))
+}
+
+/// [`api`], with "needs root or the group" as a check not made.
+fn api_checked(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> std::result::Result<Response, Problem> {
+    let body = body.map(|b| b.to_string());
+    http::request(
+        socket,
+        method,
+        path,
+        body.as_deref().map(str::as_bytes),
+        API_TIMEOUT,
+    )
+    .map_err(|e| match e {
+        HttpError::PermissionDenied(m) => Problem::Skip(format!(
+            "{m}; run as root or as a member of the instance's group"
+        )),
+        e => Problem::Fail(e.to_string()),
+    })
 }
 
 fn api(
@@ -195,7 +309,7 @@ fn containerd(name: &InstanceName) -> std::result::Result<String, String> {
 }
 
 /// The outbound NAT: the POSTROUTING jump and the MASQUERADE rules.
-fn nat_rules(inst: &Instance) -> std::result::Result<String, String> {
+fn nat_rules(inst: &Instance) -> std::result::Result<String, Problem> {
     let (backend, audit) = audit(inst)?;
     let missing: Vec<String> = audit
         .missing
@@ -204,7 +318,7 @@ fn nat_rules(inst: &Instance) -> std::result::Result<String, String> {
         .map(|e| e.to_string())
         .collect();
     if !missing.is_empty() {
-        return Err(format!("missing: {}", missing.join("; ")));
+        return Err(format!("missing: {}", missing.join("; ")).into());
     }
     Ok(format!(
         "masquerade of {} and {} in place ({backend})",
@@ -213,15 +327,18 @@ fn nat_rules(inst: &Instance) -> std::result::Result<String, String> {
 }
 
 /// The instance's rules against what its backend (named first) should hold.
-fn audit(inst: &Instance) -> std::result::Result<(&'static str, Audit), String> {
+fn audit(inst: &Instance) -> std::result::Result<(&'static str, Audit), Problem> {
     let live = host::LiveRules::default();
     let backend = live.backend_for(&inst.name);
-    let live = live.of(backend).as_ref().map_err(|e| e.to_string())?;
+    let live = live
+        .of(backend)
+        .as_ref()
+        .map_err(|e| Problem::from(e.clone()))?;
     Ok((backend.name(), backend.audit(live, &inst.network())))
 }
 
 /// The isolation: every rule of the instance in place exactly once.
-fn isolation_rules(inst: &Instance) -> std::result::Result<String, String> {
+fn isolation_rules(inst: &Instance) -> std::result::Result<String, Problem> {
     let (backend, a) = audit(inst)?;
     if !a.is_complete() {
         let mut problems: Vec<String> = a.missing.iter().map(|l| format!("missing {l}")).collect();
@@ -231,7 +348,7 @@ fn isolation_rules(inst: &Instance) -> std::result::Result<String, String> {
                 .map(|(l, n)| format!("{n} copies of {l}")),
         );
         problems.extend(a.stray.iter().map(|l| format!("stray {l}")));
-        return Err(problems.join("; "));
+        return Err(problems.join("; ").into());
     }
     let open = if inst.allowed_nets.is_empty() {
         "no other network".to_string()

@@ -33,6 +33,8 @@ impl Settings {
 
 pub struct Generated {
     pub output: unit::Output,
+    /// The instances that got a unit.
+    pub instances: Vec<Instance>,
     pub diagnostics: Vec<Diagnostic>,
     pub skipped: usize,
 }
@@ -127,6 +129,7 @@ pub fn generate(settings: &Settings) -> Generated {
     add_refused(&settings.instances_dir, &diagnostics, &mut output);
     Generated {
         output,
+        instances,
         diagnostics,
         skipped,
     }

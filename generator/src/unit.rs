@@ -321,7 +321,11 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
     line(&mut u, "RuntimeDirectory", &v.account);
     u.push_str("RuntimeDirectoryMode=0700\n");
     exec_directive(&mut u, "ExecStartPre", &prepare_up_args(&v));
-    exec_directive(&mut u, "ExecStartPre", &network_args(&v, "up"));
+    let mut up = network_args(&v, "up");
+    up.extend(dockyard_model::contract::network::accept_host_route_args(
+        &inst.accept_host_routes,
+    ));
+    exec_directive(&mut u, "ExecStartPre", &up);
     exec_directive(&mut u, "ExecStart", &dockerd_args(&v, sysbox_version));
     exec_directive(&mut u, "ExecStartPost", &prepare_started_args(&v));
     u.push_str("ExecReload=/bin/kill -s HUP $MAINPID\n");

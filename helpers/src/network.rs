@@ -31,12 +31,37 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
     }
     let net = Network::parse(&opts).map_err(args::usage)?;
     if action == "up" {
+        let accepted = network::accepted_host_routes(&opts).map_err(args::usage)?;
+        refuse_crossing_routes(&net, &accepted)?;
         up(&net)?;
         state::save(&net.instance, network::RECORD, &net.record())
     } else {
         down(&net.instance, &net.bridge(), Some(net.pool))?;
         state::remove(&net.instance, network::RECORD)
     }
+}
+
+/// Before anything is changed: a host route over the instance's networks
+/// (a LAN's 10.90.0.0/16 over BridgeCIDR=10.90.1.1/24) would be shadowed
+/// by the bridge, silently cutting the host off from those addresses. A
+/// start is where that must stop, against the tables as they are now;
+/// `AcceptHostRoute=` in the conf says the overlap is meant.
+fn refuse_crossing_routes(net: &Network, accepted: &[Ipv4Net]) -> Result<()> {
+    let found = dockyard_netlink::crossing::live_crossings(&[net.bridge_net(), net.pool], accepted)
+        .ctx(|| "cannot read the host's routes")?;
+    let Some(first) = found.first() else {
+        return Ok(());
+    };
+    bail!(
+        "instance {}: {first}{}; give the instance networks no host route covers (BridgeCIDR=, PoolBase=), or, if that routed network is meant for it, add AcceptHostRoute={} to its conf's [Network] section (dockyard.conf(5))",
+        net.instance,
+        if found.len() > 1 {
+            format!(" (and {} more)", found.len() - 1)
+        } else {
+            String::new()
+        },
+        first.route.dst
+    )
 }
 
 fn down_from_record(instance: &InstanceName) -> Result<()> {

@@ -148,6 +148,9 @@ pub mod network {
     /// Written by units of Dockyard 0.1; the bridge name is derived from the
     /// instance name, so a value is only checked against it.
     pub const LEGACY_BRIDGE: Opt = once("bridge");
+    /// `up` only: host routes the conf accepts over the instance's
+    /// networks (`AcceptHostRoute=`); `up` refuses any other.
+    pub const ACCEPT_HOST_ROUTE: Opt = many("accept-host-route");
 
     pub const OPTIONS: &[Opt] = &[
         INSTANCE,
@@ -157,7 +160,23 @@ pub mod network {
         ALLOW_FROM,
         DATA_ROOT,
         LEGACY_BRIDGE,
+        ACCEPT_HOST_ROUTE,
     ];
+
+    /// `--accept-host-route NET`, repeated.
+    pub fn accept_host_route_args(accepted: &[Ipv4Net]) -> Vec<String> {
+        accepted
+            .iter()
+            .flat_map(|n| [format!("--{}", ACCEPT_HOST_ROUTE.name), n.to_string()])
+            .collect()
+    }
+
+    pub fn accepted_host_routes(from: &dyn Values) -> Result<Vec<Ipv4Net>, BadValue> {
+        from.values(ACCEPT_HOST_ROUTE)
+            .into_iter()
+            .map(|v| network_cidr(ACCEPT_HOST_ROUTE, v))
+            .collect()
+    }
 
     /// The record `up` leaves for `down`, `status` and `destroy`.
     pub const RECORD: &str = "network";

@@ -17,6 +17,10 @@ pub const SECTION_DAEMON: &str = "Daemon";
 pub const SECTION_NETWORK: &str = "Network";
 /// `[Network] AllowFrom=`: who may open connections into the instance.
 pub const KEY_ALLOW_FROM: &str = "AllowFrom";
+/// `[Network] AcceptHostRoute=`: host routes the admin means to overlap
+/// (see [`Instance::accept_host_routes`]).
+pub const KEY_ACCEPT_HOST_ROUTE: &str = "AcceptHostRoute";
+const NETWORK_KEYS: &[&str] = &[KEY_ALLOW_FROM, KEY_ACCEPT_HOST_ROUTE];
 
 const INSTANCE_KEYS: &[&str] = &[
     "Root",
@@ -101,6 +105,10 @@ pub struct Instance {
     /// [`crate::load::load_dir`] (which knows every instance); a conf loaded
     /// alone has only its literal networks here.
     pub allowed_nets: Vec<Ipv4Net>,
+    /// Destinations of host routes that may cover the instance's networks:
+    /// a routed network the admin chose, which `check`, `verify` and
+    /// `dockyard-network up` otherwise refuse or warn about.
+    pub accept_host_routes: Vec<Ipv4Net>,
     pub origins: Origins,
 }
 
@@ -166,6 +174,7 @@ pub fn build(
     let mut values: BTreeMap<&str, &Entry> = BTreeMap::new();
     let mut daemon: BTreeMap<String, (&Entry, String)> = BTreeMap::new();
     let mut allow_from: Vec<Allow> = Vec::new();
+    let mut accept_host_routes: Vec<Ipv4Net> = Vec::new();
 
     for doc in docs {
         for (section, origin) in &doc.sections {
@@ -225,12 +234,33 @@ pub fn build(
                         }
                     }
                 }
+                SECTION_NETWORK if entry.key == KEY_ACCEPT_HOST_ROUTE => {
+                    if entry.value.is_empty() {
+                        accept_host_routes.clear();
+                    }
+                    for word in entry.value.split_whitespace() {
+                        match network::parse_cidr(word) {
+                            Ok(n) if n == n.trunc() => accept_host_routes.push(n),
+                            Ok(n) => diags.push(Diagnostic::at(
+                                &entry.origin,
+                                Severity::Error,
+                                format!("{KEY_ACCEPT_HOST_ROUTE}={word}: a route's destination is a network; write {}", n.trunc()),
+                            )),
+                            Err(m) => diags.push(Diagnostic::at(
+                                &entry.origin,
+                                Severity::Error,
+                                format!("{KEY_ACCEPT_HOST_ROUTE}={word}: {m}"),
+                            )),
+                        }
+                    }
+                }
                 SECTION_NETWORK => diags.push(Diagnostic::at(
                     &entry.origin,
                     Severity::Warning,
                     format!(
-                        "unknown key {}= in [Network] ignored; the key there is {KEY_ALLOW_FROM}=",
-                        entry.key
+                        "unknown key {}= in [Network] ignored{}",
+                        entry.key,
+                        crate::suggest::key_hint(&entry.key, NETWORK_KEYS)
                     ),
                 )),
                 SECTION_DAEMON => match daemon_option(entry) {
@@ -479,6 +509,7 @@ pub fn build(
         daemon_options,
         allow_from,
         allowed_nets,
+        accept_host_routes,
         origins,
     };
     (Some(instance), diags)

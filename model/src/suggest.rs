@@ -25,7 +25,17 @@ pub fn nearest<'a>(typed: &str, known: &[&'a str]) -> Option<&'a str> {
     // Case alone (distance 0) is always worth saying; otherwise at most one
     // edit per three characters, and at least one allowed.
     let allowed = (typed.chars().count().max(k.chars().count()) / 3).max(1);
-    (d <= allowed).then_some(k)
+    if d <= allowed {
+        return Some(k);
+    }
+    // A name cut short (`Allow=` for AllowFrom=): the one known name it begins.
+    let mut begun = known
+        .iter()
+        .filter(|k| typed.len() >= 4 && k.to_ascii_lowercase().starts_with(&typed_lower));
+    match (begun.next(), begun.next()) {
+        (Some(k), None) => Some(k),
+        _ => None,
+    }
 }
 
 /// `"; did you mean BridgeCIDR=?"`, or `"; known keys: A, B"` when no
@@ -111,6 +121,7 @@ mod tests {
             ("Runtim", "Runtime"),
             ("AutoStart", "Autostart"),
             ("DockerVerison", "DockerVersion"),
+            ("Docker", "DockerVersion"),
         ] {
             assert_eq!(nearest(typed, KEYS), Some(want), "{typed}");
         }
@@ -120,6 +131,8 @@ mod tests {
     fn far_names_get_the_list() {
         assert_eq!(nearest("Foo", KEYS), None);
         assert_eq!(nearest("Memory", KEYS), None);
+        // Cut short, but two names begin so: no guess.
+        assert_eq!(nearest("Pool", KEYS), None);
         assert_eq!(
             key_hint("Foo", &["Root", "Runtime"]),
             "; known keys: Root, Runtime"

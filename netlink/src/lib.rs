@@ -6,6 +6,9 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 
+pub mod crossing;
+pub use crossing::{crossings, Crossing};
+
 use ipnet::Ipv4Net;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
