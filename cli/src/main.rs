@@ -55,6 +55,9 @@ enum Command {
     /// Stop an instance and remove everything of it (data unless --keep-data)
     #[command(after_help = destroy::EXIT_CODES_HELP)]
     Destroy(destroy::Args),
+    /// The known instance names, one a line (for shell completion)
+    #[command(hide = true)]
+    InstanceNames,
 }
 
 fn main() -> ExitCode {
@@ -65,9 +68,13 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Completions(args) => completions::run(&args),
-        Command::Status(args) => status::run(&args),
+        Command::Status(args) => match status::run(&args) {
+            Ok(code) => return code,
+            Err(f) => Err(f),
+        },
         Command::Verify(args) => verify::run(&args),
         Command::Destroy(args) => destroy::run(&args),
+        Command::InstanceNames => completions::print_names(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

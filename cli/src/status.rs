@@ -23,24 +23,34 @@ pub struct Args {
 }
 
 pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0  the status was printed (unknowns, e.g. \"unknown (needs root)\", are not failures)
-  1  NAME is given and there is no conf and no bridge of that name
-  2  usage error: bad NAME or option";
+Exit codes (as systemctl is-active and systemctl status use them):
+  0  every instance shown is active (unknowns, e.g. \"unknown (needs root)\", are not failures)
+  1  failure: the status could not be encoded or printed
+  2  usage error: bad NAME or option
+  3  at least one instance shown is not active (stopped, failed, refused, removed with data left)
+  4  NAME is given and the host has nothing of that name (no conf, bridge or Dockyard user)";
+
+/// `systemctl is-active`'s "not active" and `systemctl status`'s "no such unit".
+const EXIT_NOT_ACTIVE: u8 = 3;
+const EXIT_NO_SUCH_INSTANCE: u8 = 4;
 
 const API_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn run(args: &Args) -> Result<()> {
+pub fn run(args: &Args) -> Result<std::process::ExitCode> {
     let mut known = host::known_instances();
     if let Some(n) = &args.name {
         let name = InstanceName::parse(n).map_err(|e| Failure::new(Exit::Usage, e))?;
+        let all: Vec<String> = known.iter().map(|k| k.name.to_string()).collect();
         known.retain(|k| k.name == name);
         if known.is_empty() {
-            return Err(Failure::failed(format!(
-                "no instance {name}: no conf {}/{name}.conf and no bridge {}",
+            eprintln!(
+                "dockyard: no instance {name}: no conf {}/{name}.conf, no bridge {} and no user {}; known: {}",
                 paths::instances_dir().display(),
-                name.bridge()
-            )));
+                name.bridge(),
+                name.account(),
+                if all.is_empty() { "none".to_string() } else { all.join(", ") }
+            );
+            return Ok(std::process::ExitCode::from(EXIT_NO_SUCH_INSTANCE));
         }
     }
     let live = host::LiveRules::default();
@@ -80,11 +90,56 @@ pub fn run(args: &Args) -> Result<()> {
             paths::instances_dir().display()
         );
     } else {
-        for r in &reports {
-            println!("{r}");
+        print!("{}", table(&reports));
+    }
+    let all_active = reports.iter().all(Report::is_active);
+    Ok(if all_active {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(EXIT_NOT_ACTIVE)
+    })
+}
+
+/// The text form: a header and one aligned row per instance; what needs
+/// the admin's attention (no conf, an invalid conf, data left behind) is
+/// the last column, so it can be as long as it must.
+pub fn table(reports: &[Report]) -> String {
+    let header = [
+        "NAME",
+        "UNIT",
+        "CONTAINERD",
+        "BRIDGE",
+        "RULES",
+        "CONTAINERS",
+        "DOCKER",
+        "SOCKET",
+        "NOTE",
+    ];
+    let rows: Vec<[String; 9]> = reports.iter().map(Report::row).collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
         }
     }
-    Ok(())
+    let mut out = String::new();
+    let mut push_row = |cells: &[&str]| {
+        let last = cells.iter().rposition(|c| !c.is_empty()).unwrap_or(0);
+        for (i, cell) in cells.iter().enumerate().take(last + 1) {
+            out.push_str(cell);
+            if i < last {
+                let pad = widths[i] - cell.chars().count() + 2;
+                out.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push('\n');
+    };
+    push_row(&header);
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        push_row(&cells);
+    }
+    out
 }
 
 /// Everything about one instance: its `--json` object (same keys) and,
@@ -106,6 +161,67 @@ pub struct Report {
     #[serde(flatten)]
     pub containers: Containers,
     pub docker: Option<DockerReport>,
+    /// Of an instance with no conf and no bridge (removed and stopped):
+    /// what is still on the host, for `dockyard destroy NAME` to remove.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_behind: Vec<String>,
+}
+
+impl Report {
+    /// Its unit is active, as `systemctl is-active` says.
+    pub fn is_active(&self) -> bool {
+        matches!(&self.unit, UnitReport::Known { active, .. } if active == "active")
+    }
+
+    /// What needs the admin's attention, or nothing.
+    pub fn note(&self) -> String {
+        if !self.left_behind.is_empty() {
+            return format!(
+                "removed, data left: {}; run dockyard destroy {}",
+                self.left_behind.join(", "),
+                self.name
+            );
+        }
+        match (&self.conf, &self.conf_error) {
+            (_, Some(e)) => format!("conf invalid: {e}"),
+            (None, None) => "no conf: stop it to clean up".to_string(),
+            (Some(_), None) => String::new(),
+        }
+    }
+
+    fn row(&self) -> [String; 9] {
+        let socket = match &self.socket {
+            SocketReport::Seen { path, .. } => format!("{} ({})", path.display(), self.socket),
+            SocketReport::Unknown {
+                path: Some(path),
+                error,
+            } => format!("{} ({error})", path.display()),
+            SocketReport::Unknown { path: None, error } => error.to_string(),
+        };
+        let containers = match &self.containers.0 {
+            Ok(n) => n.to_string(),
+            Err(NoCount::NotRunning) => "-".to_string(),
+            Err(why) => why.to_string(),
+        };
+        let docker = match &self.docker {
+            None => "unknown".to_string(),
+            Some(d) if d.installed => d.version.clone(),
+            Some(d) => format!("{} (NOT installed)", d.version),
+        };
+        [
+            self.name.clone(),
+            self.unit.to_string(),
+            self.containerd
+                .as_ref()
+                .map_or_else(String::new, |c| c.state.to_string()),
+            self.bridge.to_string(),
+            self.firewall.to_string(),
+            containers,
+            docker,
+            socket,
+            self.note(),
+        ]
+    }
 }
 
 /// A unit's state, or why it is not known.
@@ -360,6 +476,11 @@ pub fn report(
         Some(p) if bridge == Bridge::Present || p.exists() => container_count(p, name),
         _ => Err(NoCount::NotRunning),
     };
+    let left_behind = if k.conf.is_none() && bridge == Bridge::Absent {
+        host::left_behind(name)
+    } else {
+        Vec::new()
+    };
     Report {
         name: name.as_str().to_string(),
         conf: k.conf.clone(),
@@ -379,6 +500,7 @@ pub fn report(
             version: i.docker_version.clone(),
             installed: host::docker_installed(&i.docker_version),
         }),
+        left_behind,
     }
 }
 
@@ -549,6 +671,7 @@ mod tests {
                 version: "29.2.1".into(),
                 installed: true,
             }),
+            left_behind: vec![],
         }
     }
 
@@ -574,7 +697,79 @@ mod tests {
                 "dy2_docker".into(),
             )))),
             docker: None,
+            left_behind: vec![],
         }
+    }
+
+    fn removed() -> Report {
+        Report {
+            name: "dy3".into(),
+            conf: None,
+            conf_error: None,
+            runtime: None,
+            unit: UnitReport::Known {
+                load: "not-found".into(),
+                active: "inactive".into(),
+                sub: "dead".into(),
+            },
+            containerd: None,
+            socket: SocketReport::Unknown {
+                path: None,
+                error: Unknown::Because("no valid conf and no recorded root".into()),
+            },
+            bridge: Bridge::Absent,
+            firewall: FirewallReport::Residue {
+                state: Residue::Absent,
+                present: 0,
+                stray: vec![],
+            },
+            containers: Containers(Err(NoCount::NotRunning)),
+            docker: None,
+            left_behind: vec![
+                "user dy3_docker".into(),
+                "data /var/lib/dockyard/dy3".into(),
+            ],
+        }
+    }
+
+    /// What an admin sees from `dockyard status`: a header, aligned
+    /// columns, the socket's path, and what a removed conf left behind.
+    #[test]
+    fn the_table_has_a_header_aligned_columns_and_the_socket() {
+        let reports = [running(), unreadable(), removed()];
+        let text = table(&reports);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].starts_with("NAME  UNIT "), "{text}");
+        // Every column starts at the same place on every line.
+        for col in [
+            "UNIT",
+            "CONTAINERD",
+            "BRIDGE",
+            "RULES",
+            "CONTAINERS",
+            "DOCKER",
+            "SOCKET",
+        ] {
+            let at = lines[0].find(col).expect("column");
+            assert_eq!(&lines[0][at - 2..at], "  ", "{col}: {text}");
+        }
+        let socket_at = lines[0].find("SOCKET").expect("socket");
+        assert!(
+            lines[1][socket_at..].starts_with("/srv/dy1/docker.sock (root:dy1_docker 0660)"),
+            "{text}"
+        );
+        assert!(
+            lines[1][lines[0].find("UNIT").expect("unit")..].starts_with("active/running "),
+            "{text}"
+        );
+        assert!(
+            lines[3].ends_with("removed, data left: user dy3_docker, data /var/lib/dockyard/dy3; run dockyard destroy dy3"),
+            "{text}"
+        );
+        assert!(running().is_active());
+        assert!(!removed().is_active());
+        assert!(!unreadable().is_active());
     }
 
     #[test]

@@ -14,7 +14,11 @@ use crate::bail;
 use crate::error::{Context, Error, Result};
 
 pub fn marker(instance: &str) -> String {
-    format!("Dockyard instance {instance}")
+    match dockyard_model::InstanceName::parse(instance) {
+        Ok(n) => n.account_marker(),
+        // Not reached: the instance name was checked with the arguments.
+        Err(_) => format!("Dockyard instance {instance}"),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,8 @@ use std::fmt;
 /// the bridge is `NAME_docker0`, which leaves 7 bytes for NAME.
 pub const MAX_NAME_LEN: usize = 15 - "_docker0".len();
 
+const ACCOUNT_MARKER_PREFIX: &str = "Dockyard instance ";
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct InstanceName(String);
 
@@ -49,6 +51,18 @@ impl InstanceName {
     /// `dy1_docker`: the unit's stem, and the system user and group.
     pub fn account(&self) -> String {
         format!("{}_docker", self.0)
+    }
+
+    /// The GECOS comment of the user Dockyard creates for the instance: how
+    /// its accounts are told from a stranger's of the same name, and found
+    /// again when nothing else of the instance is left.
+    pub fn account_marker(&self) -> String {
+        format!("{ACCOUNT_MARKER_PREFIX}{}", self.0)
+    }
+
+    /// The instance an account's GECOS comment marks, if it is one.
+    pub fn from_account_marker(gecos: &str) -> Option<InstanceName> {
+        InstanceName::parse(gecos.strip_prefix(ACCOUNT_MARKER_PREFIX)?).ok()
     }
 
     pub fn unit(&self) -> String {

@@ -1,17 +1,11 @@
 //! The instance's user and group, removed only when Dockyard made them.
 
 use super::discovery::Found;
-use dockyard_model::InstanceName;
 use std::process::{Command, Stdio};
-
-/// The GECOS comment of the accounts Dockyard creates (helpers/src/users.rs).
-fn marker(name: &InstanceName) -> String {
-    format!("Dockyard instance {name}")
-}
 
 pub(super) fn remove_accounts(found: &Found) -> std::result::Result<Option<String>, String> {
     let account = found.name.account();
-    let mark = marker(&found.name);
+    let mark = found.name.account_marker();
     match (&found.user, &found.group) {
         (None, None) => Ok(None),
         (Some(u), _) if u.gecos.to_string_lossy() != mark => Ok(Some(format!(

@@ -4,7 +4,7 @@
 //! the root and the exec-root, delete the data (unless --keep-data), the
 //! conf and its drop-ins, the runtime state, the user and group Dockyard
 //! created, reload systemd, and with the last sysbox instance gone, the
-//! shared sysbox state. Idempotent: nothing left means exit 0.
+//! shared sysbox state. Idempotent: nothing left (no such instance) means exit 0.
 //!
 //! Deleting is guarded: the root must pass the model's `Root=` checks,
 //! must not be or pass through a symlink, must carry the instance's group
@@ -62,7 +62,20 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let found = inspect(&name);
     if !found.anything(args.keep_data) {
-        println!("{name}: nothing left to destroy");
+        // Exit 0 all the same: destroy is idempotent, and a second run
+        // after a complete one must not fail. The names help the typo case.
+        let known: Vec<String> = host::known_instances()
+            .into_iter()
+            .map(|k| k.name.to_string())
+            .collect();
+        println!(
+            "{name}: no such instance, nothing to destroy; known: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
         return Ok(());
     }
     // Refuse before changing anything: a root we must not delete.

@@ -115,7 +115,10 @@ pub fn known_instances() -> Vec<Known> {
             });
         }
     }
-    for name in bridges(&net) {
+    let removed = marked_users(&std::fs::read_to_string(PASSWD).unwrap_or_default())
+        .into_iter()
+        .map(|(name, _)| name);
+    for name in bridges(&net).into_iter().chain(removed) {
         known.entry(name.clone()).or_insert(Known {
             name,
             instance: None,
@@ -124,6 +127,58 @@ pub fn known_instances() -> Vec<Known> {
         });
     }
     known.into_values().collect()
+}
+
+/// Where useradd(8), which the helpers call, writes accounts.
+pub const PASSWD: &str = "/etc/passwd";
+
+/// The instances whose Dockyard-made user (GECOS `Dockyard instance
+/// NAME`, user `NAME_docker`) is in `passwd`, with the user's home: the
+/// instance's root, as `dockyard-prepare up` creates it. After a conf is
+/// removed and its instance stopped, the user and the data are what is
+/// left, and nothing else names the instance.
+pub fn marked_users(passwd: &str) -> Vec<(InstanceName, PathBuf)> {
+    let mut out = Vec::new();
+    for line in passwd.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        let [user, _, _, _, gecos, home, ..] = fields.as_slice() else {
+            continue;
+        };
+        if let Some(name) = InstanceName::from_account_marker(gecos) {
+            if *user == name.account() {
+                out.push((name, PathBuf::from(home)));
+            }
+        }
+    }
+    out
+}
+
+/// What is left on the host of an instance that has neither conf nor
+/// bridge: its user, its root (from the helpers' record, else the user's
+/// home) and run-time directories; each named for the admin.
+pub fn left_behind(name: &InstanceName) -> Vec<String> {
+    let mut out = Vec::new();
+    let home = marked_users(&std::fs::read_to_string(PASSWD).unwrap_or_default())
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, home)| home);
+    if home.is_some() {
+        out.push(format!("user {}", name.account()));
+    }
+    let root = recorded_cleanup(name).map(|c| c.root).or(home);
+    if let Some(root) = root.filter(|r| r.symlink_metadata().is_ok()) {
+        out.push(format!("data {}", root.display()));
+    }
+    for dir in [
+        PathBuf::from(name.exec_root()),
+        PathBuf::from(name.containerd_run_dir()),
+        state::instance_dir(name),
+    ] {
+        if dir.symlink_metadata().is_ok() {
+            out.push(dir.display().to_string());
+        }
+    }
+    out
 }
 
 /// Instance names of the `NAME_docker0` interfaces in `sys_class_net`.
@@ -511,5 +566,26 @@ mod tests {
             .problem(&name)
             .unwrap_or_default()
             .contains("does not exist"));
+    }
+}
+
+#[cfg(test)]
+mod left_behind_tests {
+    use super::*;
+
+    #[test]
+    fn only_users_dockyard_made_count() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+dy3_docker:x:998:998:Dockyard instance dy3:/var/lib/dockyard/dy3:/usr/sbin/nologin\n\
+dy4_docker:x:997:997:Some Admin:/home/dy4:/bin/sh\n\
+other:x:996:996:Dockyard instance dy5:/x:/bin/sh\n\
+broken line\n";
+        assert_eq!(
+            marked_users(passwd),
+            [(
+                InstanceName::parse("dy3").expect("name"),
+                PathBuf::from("/var/lib/dockyard/dy3")
+            )]
+        );
     }
 }
