@@ -267,7 +267,7 @@ pub fn run(settings: &Settings, normal_dir: Option<&Path>, logger: &Logger) -> i
     logger.log(
         level,
         &format!(
-            "generated {instances} instance unit(s) from {}; skipped {} conf(s); `dockyard-generator --dry-run` shows the messages again",
+            "generated {instances} instance unit(s) from {}; skipped {} conf(s); `dockyard check` shows the messages again",
             settings.instances_dir.display(),
             generated.skipped
         ),
