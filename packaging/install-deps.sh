@@ -10,8 +10,9 @@ packages=(
     gcc make pkg-config
     # runtime: what the helpers call and what the units need
     iptables nftables iproute2 passwd util-linux kmod
-    # tests: systemd-analyze verify, man page lint, setpriv
-    systemd groff-base man-db
+    # tests: systemd-analyze verify, man page lint, setpriv; a terminal for
+    # the completion test (cli/tests/completion_terminal.rs)
+    systemd groff-base man-db tmux
     # lifecycle suite: a booted systemd in a container with real dockerd
     debootstrap systemd-container dnsmasq-base busybox-static python3
     # installer tests (.deb fixtures via dpkg-deb, tmpfs via unshare, a private
