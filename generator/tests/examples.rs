@@ -19,7 +19,8 @@ const SECTIONS: [&str; 3] = ["[Instance]", "[Network]", "[Daemon]"];
 
 /// A fragment (`[Daemon]` alone) gets the keys a conf cannot do without,
 /// so that only the fragment's own lines are judged.
-const REQUIRED: &str = "[Instance]\nBridgeCIDR=172.22.147.1/24\nPoolBase=172.23.0.0/16\nRuntime=runc\n";
+const REQUIRED: &str =
+    "[Instance]\nBridgeCIDR=172.22.147.1/24\nPoolBase=172.23.0.0/16\nRuntime=runc\n";
 
 fn is_conf(block: &str) -> bool {
     block.lines().any(|l| SECTIONS.contains(&l.trim()))
@@ -31,7 +32,9 @@ fn markdown_blocks(text: &str) -> Vec<(usize, String)> {
     let mut current: Option<(usize, String)> = None;
     for (i, line) in text.lines().enumerate() {
         match &mut current {
-            None if line.trim_start().starts_with("```ini") => current = Some((i + 2, String::new())),
+            None if line.trim_start().starts_with("```ini") => {
+                current = Some((i + 2, String::new()))
+            }
             Some(_) if line.trim_start().starts_with("```") => out.extend(current.take()),
             Some((_, block)) => {
                 block.push_str(line);
