@@ -24,10 +24,13 @@ NAMES=(ca cb cc)
 # with CLI_SUITE_NEW=0) stay inside it too, the sysbox instances' outside, so the two
 # can never collide.
 NEW_RANGE=172.16.0.0/13
+# cw sits inside a documentation-range "LAN route" of t12 (198.51.0.0/16).
 declare -A BRIDGE=([ca]=172.20.11.1/24 [cb]=172.20.12.1/24 [cc]=172.20.13.1/24
-    [sa]=172.28.14.1/24 [sb]=172.28.15.1/24 [ct]=172.28.16.1/24)
+    [sa]=172.28.14.1/24 [sb]=172.28.15.1/24 [ct]=172.28.16.1/24
+    [cw]=198.51.100.1/24 [cx]=172.28.17.1/24)
 declare -A POOL=([ca]=172.17.0.0/16 [cb]=172.18.0.0/16 [cc]=172.19.0.0/16
-    [sa]=172.29.0.0/16 [sb]=172.30.0.0/16 [ct]=172.31.0.0/16)
+    [sa]=172.29.0.0/16 [sb]=172.30.0.0/16 [ct]=172.31.0.0/16
+    [cw]=172.26.0.0/16 [cx]=172.25.0.0/16)
 
 # --- helpers (sock, dk, dy, write_conf, rules_exactly_once, ...: instance_lib.sh) ------
 # json_check JSON PYTHON-EXPR...: each expression, with `s` the parsed status list and
@@ -166,7 +169,9 @@ t02_status_json() {
     out=$(lc_exec setpriv --reuid=nobody --regid=nogroup --clear-groups dockyard status ca) || lc_fail "status as nobody failed: $out"
     echo "$out"
     grep -q 'unknown (needs root)' <<<"$out" || lc_fail "status as nobody does not say what needs root: $out"
-    grep -q 'unit active/running' <<<"$out" || lc_fail "status as nobody lacks the unit state: $out"
+    grep -q '^NAME  *UNIT  *CONTAINERD' <<<"$out" || lc_fail "status has no header: $out"
+    grep -qE '^ca  +active/running  ' <<<"$out" || lc_fail "status as nobody lacks the unit state: $out"
+    grep -q '/var/lib/dockyard/ca/docker.sock' <<<"$out" || lc_fail "status does not show the socket's path: $out"
 }
 
 t03_verify() {
@@ -218,7 +223,7 @@ t05_double_destroy() {
     local out
     out=$(dy destroy ca --yes 2>&1) || lc_fail "second destroy exited non-zero: $out"
     echo "$out"
-    grep -q 'nothing left' <<<"$out" || lc_fail "second destroy did not say there was nothing left: $out"
+    grep -q 'ca: no such instance, nothing to destroy; known: ' <<<"$out" || lc_fail "second destroy did not say there is no such instance: $out"
     out=$(dy destroy ca 2>&1) || lc_fail "destroy without --yes of nothing exited non-zero: $out"
     if out=$(dy status ca 2>&1); then lc_fail "status of a destroyed instance succeeded: $out"; fi
 }
@@ -301,6 +306,98 @@ t10_confirm_on_terminal() {
     nothing_left ct
 }
 
+t11_refused_conf_shows_why() {
+    local out
+    # A typo an admin makes by hand: the unit exists and says why it cannot run.
+    printf '[Instance]\nBridgeCIRD=172.28.18.1/24\nPoolBase=172.24.0.0/16\nRuntime=runc\n' |
+        lc_exec sh -c "cat >$CONF_DIR/cr.conf"
+    lc_exec systemctl daemon-reload
+    refused_unit cr "cr.conf:2: warning: unknown key BridgeCIRD= in [Instance] ignored; did you mean BridgeCIDR=?" \
+        "cr.conf: error: BridgeCIDR= is required" "dockyard check $CONF_DIR/cr.conf"
+    # The generator's own messages reach the journal (its socket), /dev/kmsg or not.
+    if lc_exec test -w /dev/kmsg; then echo "(this container has a writable /dev/kmsg)"; fi
+    out=$(lc_exec journalctl -q --no-pager -b -t dockyard-generator 2>&1 || true)
+    grep -qF 'cr.conf:2: warning: unknown key BridgeCIRD= in [Instance] ignored; did you mean BridgeCIDR=?' <<<"$out" ||
+        lc_fail "the generator's message is not in journalctl -t dockyard-generator: $(tail -n 5 <<<"$out")"
+    lc_exec rm -f "$CONF_DIR/cr.conf"
+    lc_exec systemctl daemon-reload
+    [[ $(lc_exec systemctl show -p LoadState --value cr_docker.service) == not-found ]] ||
+        lc_fail "cr_docker.service still loaded after its conf was removed"
+}
+
+t12_host_route() {
+    local out rc=0
+    # A LAN route over cw's bridge network (documentation ranges only).
+    lc_exec ip route add 198.51.0.0/16 dev "$LC_VETH_CT"
+    write_conf cw 'Runtime=runc'
+    out=$(dy check 2>&1) || rc=$?
+    echo "$out"
+    ((rc == 0)) || lc_fail "check failed (it only warns about routes): $out"
+    grep -qF "cw.conf:2: warning: host route 198.51.0.0/16 (table main) covers 198.51.100.0/24" <<<"$out" ||
+        lc_fail "check does not name the route at BridgeCIDR='s line: $out"
+    lc_exec systemctl daemon-reload
+    if out=$(lc_exec timeout 120 systemctl start cw_docker.service 2>&1); then lc_fail "cw started inside a host route: $out"; fi
+    out=$(lc_exec journalctl -q --no-pager -u cw_docker.service 2>&1 || true)
+    grep -qF "host route 198.51.0.0/16 (table main) covers 198.51.100.0/24" <<<"$out" ||
+        lc_fail "the failed start does not name the route: $(tail -n 8 <<<"$out")"
+    grep -qF "AcceptHostRoute=198.51.0.0/16" <<<"$out" || lc_fail "the failed start does not say how to accept it: $out"
+    if link_exists cw_docker0; then lc_fail "the refused start created cw_docker0"; fi
+    no_rules cw
+    lc_exec systemctl reset-failed cw_docker.service
+    # Meant: accepted in the conf, it starts and verify passes its routes check.
+    write_conf cw 'Runtime=runc' '' '[Network]' 'AcceptHostRoute=198.51.0.0/16'
+    lc_exec systemctl daemon-reload
+    lc_exec timeout 120 systemctl start cw_docker.service || lc_fail "cw with AcceptHostRoute= did not start: $(unit_state cw_docker.service)"
+    out=$(dy verify cw) || lc_fail "verify cw failed: $out"
+    echo "$out"
+    grep -qF 'ok   routes: no host route covers 198.51.100.0/24 or 172.26.0.0/16 (AcceptHostRoute= 198.51.0.0/16)' <<<"$out" ||
+        lc_fail "verify's routes line: $out"
+    # A route that appears later, in another table: verify fails and names it.
+    lc_exec ip route add 172.26.0.0/15 dev "$LC_VETH_CT" table 100
+    if out=$(dy verify cw); then lc_fail "verify passed with 172.26.0.0/15 over the pool: $out"; fi
+    echo "$out"
+    grep -qF 'FAIL routes: host route 172.26.0.0/15 (table 100) covers 172.26.0.0/16' <<<"$out" || lc_fail "verify does not name the route: $out"
+    lc_exec ip route del 172.26.0.0/15 dev "$LC_VETH_CT" table 100
+    lc_exec ip route del 198.51.0.0/16 dev "$LC_VETH_CT"
+    out=$(dy destroy cw --yes 2>&1) || lc_fail "destroy cw failed: $out"
+    nothing_left cw
+}
+
+t13_removed_conf_left_visible() {
+    local out rc=0
+    write_conf cx 'Runtime=runc'
+    lc_exec systemctl daemon-reload
+    lc_exec timeout 120 systemctl start cx_docker.service || lc_fail "cx did not start: $(unit_state cx_docker.service)"
+    # Without root: what needs root is SKIP, not FAIL, and the exit is 0.
+    out=$(lc_exec setpriv --reuid=nobody --regid=nogroup --clear-groups dockyard verify cx 2>&1) ||
+        lc_fail "verify as nobody exited non-zero: $out"
+    echo "$out"
+    if grep -q '^FAIL' <<<"$out"; then lc_fail "verify as nobody printed a FAIL: $out"; fi
+    grep -q '^SKIP nat: unknown (needs root)' <<<"$out" || lc_fail "verify as nobody does not skip nat: $out"
+    grep -q 'skipped (not made without root' <<<"$out" || lc_fail "verify's summary does not count the skipped checks: $out"
+    # The conf removed while cx runs: the stop-only unit does not ask for a reload.
+    lc_exec rm -f "$CONF_DIR/cx.conf"
+    lc_exec systemctl daemon-reload
+    [[ $(lc_exec systemctl show -p NeedDaemonReload --value cx_docker.service) == no ]] ||
+        lc_fail "cx_docker.service wants a daemon-reload right after one: $(lc_exec systemctl cat cx_docker.service 2>&1 | head -n 12)"
+    out=$(lc_exec systemctl status --no-pager cx_docker.service 2>&1 || true)
+    if grep -q 'changed on disk' <<<"$out"; then lc_fail "systemctl status says changed on disk: $out"; fi
+    lc_exec timeout 120 systemctl stop cx_docker.service
+    lc_exec systemctl daemon-reload
+    # Stopped, unit gone: its user and data are still shown, with the way out.
+    out=$(dy status 2>&1) || rc=$?
+    echo "$out"
+    ((rc == 3)) || lc_fail "status exited $rc with a removed instance, expected 3 (not active): $out"
+    grep -qE '^cx  .*removed, data left: user cx_docker, data /var/lib/dockyard/cx' <<<"$out" ||
+        lc_fail "status does not show what cx left: $out"
+    grep -q 'run dockyard destroy cx' <<<"$out" || lc_fail "status does not say how to remove it: $out"
+    out=$(dy destroy nosuch --yes 2>&1) || lc_fail "destroy nosuch exited non-zero: $out"
+    echo "$out"
+    grep -qE '^nosuch: no such instance, nothing to destroy; known: .*cx' <<<"$out" || lc_fail "destroy nosuch does not list the known: $out"
+    out=$(dy destroy cx --yes 2>&1) || lc_fail "destroy cx failed: $out"
+    nothing_left cx
+}
+
 # --- run -------------------------------------------------------------------------------
 lc_init
 lc_rootfs
@@ -317,6 +414,9 @@ lc_test "7. destroying the last sysbox instance removes the shared sysbox state"
 lc_test "8. conf removed while running: status from the bridge and records, destroy leaves nothing" t08_conf_gone
 lc_test "9. destroy refuses a root the model refuses (Root=/etc), exit 6, nothing changed" t09_refused_root
 lc_test "10. on a terminal destroy asks: n keeps everything (exit 6), y destroys" t10_confirm_on_terminal
+lc_test "11. a refused conf: its unit fails with the file:line messages, did you mean; the journal has them" t11_refused_conf_shows_why
+lc_test "12. a conf inside a host route: check warns, start refused naming it, AcceptHostRoute=, verify fails" t12_host_route
+lc_test "13. conf removed: no reload nagging; status shows the user and data left; verify without root skips" t13_removed_conf_left_visible
 
 lc_log "timings: rootfs ${LC_ROOTFS_SECONDS}s, boot ${LC_BOOT_SECONDS}s, total $(lc__elapsed "$SUITE_T0")s before teardown"
 lc_summary

@@ -52,6 +52,29 @@ unit_state() {
     lc_exec journalctl -q --no-pager -n 15 -u "$1" 2>&1 || true
 }
 main_pid() { lc_exec systemctl show -p MainPID --value "$1"; }
+# refused_unit NAME TEXT...: the generator refused NAME's conf and wrote the unit that says
+# why: loaded, "conf refused" in its description, its start fails, and its status (what an
+# admin reads) shows each TEXT.
+refused_unit() {
+    local n=$1 out; shift
+    [[ $(lc_exec systemctl show -p LoadState --value "${n}_docker.service") == loaded ]] ||
+        lc_fail "${n}_docker.service is not loaded for the refused ${n}.conf"
+    lc_exec systemctl show -p Description --value "${n}_docker.service" | grep -q 'conf refused' ||
+        lc_fail "${n}_docker.service is not the refused-conf unit: $(lc_exec systemctl cat "${n}_docker.service" 2>&1 | head -n 5)"
+    if out=$(lc_exec timeout 60 systemctl start "${n}_docker.service" 2>&1); then
+        lc_fail "${n}_docker.service (refused conf) started: $out"
+    fi
+    echo "$out"
+    out=$(lc_exec systemctl status --no-pager --full -n 30 "${n}_docker.service" 2>&1 || true)
+    echo "$out"
+    local t
+    for t in "$@"; do
+        grep -qF -- "$t" <<<"$out" || lc_fail "systemctl status ${n}_docker does not show '$t':
+$out"
+    done
+    # The test started it: leave no failed unit behind (as `dockyard destroy` does).
+    lc_exec systemctl reset-failed "${n}_docker.service" 2>/dev/null || true
+}
 link_exists() { lc_exec ip link show "$1" >/dev/null 2>&1; }
 # A busybox container run on instance NAME, bounded.
 run_in() { local n=$1; shift; dk "$n" run --rm "$LC_IMAGE" "$@"; }

@@ -439,8 +439,8 @@ t05b_allow_from_unknown() {
     local out rc=0
     write_conf iq 'Runtime=runc' '' '[Network]' 'AllowFrom=nosuch'
     lc_exec systemctl daemon-reload
-    [[ $(lc_exec systemctl show -p LoadState --value iq_docker.service) == not-found ]] ||
-        lc_fail "iq_docker.service was generated although AllowFrom= names no instance: $(lc_exec systemctl cat iq_docker.service 2>&1 | head -n 5)"
+    # Not a unit that runs: the one that fails with the message.
+    refused_unit iq "iq.conf:8: error: AllowFrom=nosuch: there is no instance nosuch"
     out=$(lc_exec /usr/lib/systemd/system-generators/dockyard-generator --dry-run 2>&1 >/dev/null || true)
     echo "$out"
     # Line 8: [Instance] + three keys + Runtime=, a blank line, [Network], AllowFrom=.
@@ -568,7 +568,8 @@ t10_status_verify_destroy() {
     local json n out problems=()
     # Status and verify are looked at first, but destroy and its checks run whatever
     # they found; everything is reported at the end.
-    json=$(dy status --json)
+    # 3: some instance is not active (as systemctl is-active); the table says which.
+    json=$(dy status --json) || (($? == 3))
     echo "$json" >"$LC_WORK/logs/status.json"
     out=$(python3 -c '
 import json, sys
