@@ -40,7 +40,7 @@ failed=0
 passed=0
 checked=0
 # The last case must have dy1: the check below removes its dockerd.
-for case in one-instance three-instances runc-only autostart-no allow-from daemon-and-dropins; do
+for case in one-instance three-instances runc-only autostart-no allow-from refused-conf daemon-and-dropins; do
     units=$work/units/$case
     mkdir -p "$units"
     DOCKYARD_INSTANCES_DIR=$cases/$case/in DOCKYARD_ARTIFACTS_MANIFEST=$work/none \

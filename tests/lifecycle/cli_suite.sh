@@ -24,10 +24,10 @@ NAMES=(ca cb cc)
 # with CLI_SUITE_NEW=0) stay inside it too, the sysbox instances' outside, so the two
 # can never collide.
 NEW_RANGE=172.16.0.0/13
-# cw sits inside a documentation-range "LAN route" of t12 (198.51.0.0/16).
+# cw sits inside t12's "LAN route" 10.90.0.0/16 (only in the container's own netns).
 declare -A BRIDGE=([ca]=172.20.11.1/24 [cb]=172.20.12.1/24 [cc]=172.20.13.1/24
     [sa]=172.28.14.1/24 [sb]=172.28.15.1/24 [ct]=172.28.16.1/24
-    [cw]=198.51.100.1/24 [cx]=172.28.17.1/24)
+    [cw]=10.90.1.1/24 [cx]=172.28.17.1/24)
 declare -A POOL=([ca]=172.17.0.0/16 [cb]=172.18.0.0/16 [cc]=172.19.0.0/16
     [sa]=172.29.0.0/16 [sb]=172.30.0.0/16 [ct]=172.31.0.0/16
     [cw]=172.26.0.0/16 [cx]=172.25.0.0/16)
@@ -55,7 +55,9 @@ PY
 nothing_left() {
     local n=$1 ls
     ls=$(lc_exec systemctl list-units --all --no-legend --plain "${n}_docker.service")
-    [[ -z $ls ]] || lc_fail "$n: unit still known: $ls"
+    [[ -z $ls ]] || lc_fail "$n: unit still known: $ls
+$(lc_exec systemctl show -p LoadState -p ActiveState -p NeedDaemonReload -p SourcePath -p FragmentPath -p RequiredBy -p WantedBy -p ConsistsOf -p TriggeredBy -p Following "${n}_docker.service" 2>&1)
+$(lc_exec systemctl list-units --all --no-legend --plain "${n}_*" 2>&1)"
     [[ $(lc_exec systemctl show -p LoadState --value "${n}_docker.service") == not-found ]] ||
         lc_fail "$n: unit still loadable"
     if link_exists "${n}_docker0"; then lc_fail "$n: bridge ${n}_docker0 left"; fi
@@ -327,30 +329,30 @@ t11_refused_conf_shows_why() {
 
 t12_host_route() {
     local out rc=0
-    # A LAN route over cw's bridge network (documentation ranges only).
-    lc_exec ip route add 198.51.0.0/16 dev "$LC_VETH_CT"
+    # A LAN route over cw's bridge network, as the issue found it (the container's netns).
+    lc_exec ip route add 10.90.0.0/16 dev "$LC_VETH_CT"
     write_conf cw 'Runtime=runc'
     out=$(dy check 2>&1) || rc=$?
     echo "$out"
     ((rc == 0)) || lc_fail "check failed (it only warns about routes): $out"
-    grep -qF "cw.conf:2: warning: host route 198.51.0.0/16 (table main) covers 198.51.100.0/24" <<<"$out" ||
+    grep -qF "cw.conf:2: warning: host route 10.90.0.0/16 (table main) covers 10.90.1.0/24" <<<"$out" ||
         lc_fail "check does not name the route at BridgeCIDR='s line: $out"
     lc_exec systemctl daemon-reload
     if out=$(lc_exec timeout 120 systemctl start cw_docker.service 2>&1); then lc_fail "cw started inside a host route: $out"; fi
     out=$(lc_exec journalctl -q --no-pager -u cw_docker.service 2>&1 || true)
-    grep -qF "host route 198.51.0.0/16 (table main) covers 198.51.100.0/24" <<<"$out" ||
+    grep -qF "host route 10.90.0.0/16 (table main) covers 10.90.1.0/24" <<<"$out" ||
         lc_fail "the failed start does not name the route: $(tail -n 8 <<<"$out")"
-    grep -qF "AcceptHostRoute=198.51.0.0/16" <<<"$out" || lc_fail "the failed start does not say how to accept it: $out"
+    grep -qF "AcceptHostRoute=10.90.0.0/16" <<<"$out" || lc_fail "the failed start does not say how to accept it: $out"
     if link_exists cw_docker0; then lc_fail "the refused start created cw_docker0"; fi
     no_rules cw
     lc_exec systemctl reset-failed cw_docker.service
     # Meant: accepted in the conf, it starts and verify passes its routes check.
-    write_conf cw 'Runtime=runc' '' '[Network]' 'AcceptHostRoute=198.51.0.0/16'
+    write_conf cw 'Runtime=runc' '' '[Network]' 'AcceptHostRoute=10.90.0.0/16'
     lc_exec systemctl daemon-reload
     lc_exec timeout 120 systemctl start cw_docker.service || lc_fail "cw with AcceptHostRoute= did not start: $(unit_state cw_docker.service)"
     out=$(dy verify cw) || lc_fail "verify cw failed: $out"
     echo "$out"
-    grep -qF 'ok   routes: no host route covers 198.51.100.0/24 or 172.26.0.0/16 (AcceptHostRoute= 198.51.0.0/16)' <<<"$out" ||
+    grep -qF 'ok   routes: no host route covers 10.90.1.0/24 or 172.26.0.0/16 (AcceptHostRoute= 10.90.0.0/16)' <<<"$out" ||
         lc_fail "verify's routes line: $out"
     # A route that appears later, in another table: verify fails and names it.
     lc_exec ip route add 172.26.0.0/15 dev "$LC_VETH_CT" table 100
@@ -358,7 +360,7 @@ t12_host_route() {
     echo "$out"
     grep -qF 'FAIL routes: host route 172.26.0.0/15 (table 100) covers 172.26.0.0/16' <<<"$out" || lc_fail "verify does not name the route: $out"
     lc_exec ip route del 172.26.0.0/15 dev "$LC_VETH_CT" table 100
-    lc_exec ip route del 198.51.0.0/16 dev "$LC_VETH_CT"
+    lc_exec ip route del 10.90.0.0/16 dev "$LC_VETH_CT"
     out=$(dy destroy cw --yes 2>&1) || lc_fail "destroy cw failed: $out"
     nothing_left cw
 }
