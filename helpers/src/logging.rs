@@ -57,7 +57,11 @@ pub fn init(ident: &'static str) {
     };
     if want_journal() {
         if let Ok(j) = JournalLog::new() {
+            let unit = std::fs::read_to_string("/proc/self/cgroup")
+                .ok()
+                .and_then(|c| own_unit(&c));
             if j.with_syslog_identifier(ident.to_string())
+                .with_extra_fields(unit.map(|u| ("OBJECT_SYSTEMD_UNIT", u)))
                 .install()
                 .is_ok()
             {
@@ -69,4 +73,31 @@ pub fn init(ident: &'static str) {
     // Only fails if a logger is already installed; then that one is used.
     let _ = log::set_boxed_logger(Box::new(StderrLog { ident }));
     log::set_max_level(level);
+}
+
+/// The service whose cgroup this process is in (`0::/dockyard.slice/
+/// dy1_docker.service` gives `dy1_docker.service`). Named in every record
+/// as `OBJECT_SYSTEMD_UNIT=`: a helper that fails and exits at once is gone
+/// before journald can read its cgroup, and its last message, the one that
+/// says why the start failed, would be missing from `systemctl status`.
+/// systemd shows a root process's records for that unit too.
+fn own_unit(cgroup: &str) -> Option<String> {
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let last = path.trim_end().rsplit('/').next()?;
+    last.ends_with(".service").then(|| last.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unit_is_the_last_service_of_the_cgroup() {
+        assert_eq!(
+            own_unit("0::/dockyard.slice/dy1_docker.service\n").as_deref(),
+            Some("dy1_docker.service")
+        );
+        assert_eq!(own_unit("0::/user.slice/user-0.slice/session-3.scope\n"), None);
+        assert_eq!(own_unit("1:name=systemd:/x.service\n"), None);
+    }
 }
