@@ -97,7 +97,10 @@ mod tests {
             own_unit("0::/dockyard.slice/dy1_docker.service\n").as_deref(),
             Some("dy1_docker.service")
         );
-        assert_eq!(own_unit("0::/user.slice/user-0.slice/session-3.scope\n"), None);
+        assert_eq!(
+            own_unit("0::/user.slice/user-0.slice/session-3.scope\n"),
+            None
+        );
         assert_eq!(own_unit("1:name=systemd:/x.service\n"), None);
     }
 }
