@@ -619,7 +619,7 @@ lc_test "3. restart ia x2, kill -9 its dockerd, destroy iz: the host's docker0 a
 lc_test "4. no instance in the host's containerd; it stopped: instance container runs; instance stopped: host container runs; own containerd per instance" t04_own_containerd
 lc_test "4b. restart ia's own containerd: its container and dockerd keep running, exec works" t04b_containerd_restart
 lc_test "5. default deny between instances (bridge, user network, bridge address), both ways; AllowFrom=ia lets ia (only) into ib" t05_default_deny_allow_from
-lc_test "5b. AllowFrom= naming no instance: no unit, file:line error from the generator and dockyard check" t05b_allow_from_unknown
+lc_test "5b. AllowFrom= naming no instance: a unit that fails with the file:line error, also from the generator and dockyard check" t05b_allow_from_unknown
 lc_test "6. from upstream: unpublished ports unreachable, published port reachable; AllowFrom=CIDR opens" t06_from_upstream
 lc_test "7. BridgeCIDR=/PoolBase= changed on a stopped instance: only the new networks, nothing of the old" t07_networks_follow_conf
 lc_test "8. FORWARD and INPUT flushed, one instance restarted: isolation, outbound and rules of all back" t08_flushed_chains
