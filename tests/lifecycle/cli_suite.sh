@@ -410,7 +410,7 @@ lc_test "1. dockyard new x3 concurrently (or confs), started: all active, distin
 lc_test "2. status --json matches reality: units, rules (and a duplicate), containers, socket" t02_status_json
 lc_test "3. verify: local image, minimal image without any, FAIL on a missing NAT rule" t03_verify
 lc_test "4. destroy under load (container, stale mount): nothing left, others keep working" t04_destroy_under_load
-lc_test "5. destroy again exits 0 and says there was nothing left" t05_double_destroy
+lc_test "5. destroy again exits 0 and says there is no such instance, naming the known ones" t05_double_destroy
 lc_test "6. destroy --keep-data keeps the data, removes the rest" t06_keep_data
 lc_test "7. destroying the last sysbox instance removes the shared sysbox state" t07_last_sysbox_instance
 lc_test "8. conf removed while running: status from the bridge and records, destroy leaves nothing" t08_conf_gone
