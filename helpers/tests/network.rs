@@ -292,13 +292,14 @@ fn concurrent_instances_each_get_exactly_their_rules() {
                 i,
                 &format!("172.{}.0.0/16", 30 + i),
             );
-            let name = ns.name.clone();
+            let (name, state) = (ns.name.clone(), common::state_dir());
             std::thread::spawn(move || {
                 let mut c = std::process::Command::new("ip");
                 c.args(["netns", "exec", &name])
                     .arg(common::helper())
                     .arg("network")
-                    .args(&a);
+                    .args(&a)
+                    .env("DOCKYARD_STATE_DIR", state);
                 common::run(&mut c)
             })
         })

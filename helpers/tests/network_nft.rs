@@ -185,6 +185,7 @@ fn concurrent_starts_leave_the_shared_sets_exact() {
     }
     let ns = NetNs::with_backend("nftables");
     let conf = common::host_conf("nftables");
+    let state = common::state_dir();
     // Six units starting at once, as at boot: every element once, none lost.
     let handles: Vec<_> = (1..=6u8)
         .map(|i| {
@@ -194,14 +195,15 @@ fn concurrent_starts_leave_the_shared_sets_exact() {
                 40 + i,
                 &format!("172.{}.0.0/16", 40 + i),
             );
-            let (name, conf) = (ns.name.clone(), conf.clone());
+            let (name, conf, state) = (ns.name.clone(), conf.clone(), state.clone());
             std::thread::spawn(move || {
                 let mut c = std::process::Command::new("ip");
                 c.args(["netns", "exec", &name])
                     .arg(common::helper())
                     .arg("network")
                     .args(&a)
-                    .env("DOCKYARD_HOST_CONF", conf);
+                    .env("DOCKYARD_HOST_CONF", conf)
+                    .env("DOCKYARD_STATE_DIR", state);
                 common::run(&mut c)
             })
         })

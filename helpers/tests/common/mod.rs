@@ -58,8 +58,11 @@ pub fn run(cmd: &mut Command) -> Run {
     }
     // State the helpers record for `down --instance NAME` goes to the build
     // tree, never to the host's /run/dockyard.
+    // A test's own threads pass its directory along (theirs have no name).
+    if !cmd.get_envs().any(|(k, _)| k == "DOCKYARD_STATE_DIR") {
+        cmd.env("DOCKYARD_STATE_DIR", state_dir());
+    }
     cmd.env("DOCKYARD_LOG", "stderr")
-        .env("DOCKYARD_STATE_DIR", state_dir())
         .env_remove("NOTIFY_SOCKET")
         .output()
         .expect("spawn")
