@@ -9,6 +9,7 @@ use crate::error::{Exit, Failure, Result};
 use crate::new::validate;
 use dockyard_generator::run::version_defaults;
 use dockyard_generator::run::Settings;
+use dockyard_model::keys::{self, Key, Section};
 use dockyard_model::InstanceName;
 use std::path::PathBuf;
 
@@ -136,7 +137,7 @@ pub fn parse_env(text: &str) -> (Vec<EnvEntry>, Vec<(usize, String)>) {
 pub struct Converted {
     pub prefix: Option<String>,
     pub root: Option<String>,
-    pub keys: Vec<(&'static str, String)>,
+    pub keys: Vec<(&'static Key, String)>,
     pub dropped: Vec<String>,
 }
 
@@ -164,10 +165,10 @@ pub fn convert(entries: &[EnvEntry]) -> Converted {
                 c.prefix = Some(value);
                 continue;
             }
-            "DOCKYARD_BRIDGE_CIDR" => "BridgeCIDR",
-            "DOCKYARD_FIXED_CIDR" => "FixedCIDR",
-            "DOCKYARD_POOL_BASE" => "PoolBase",
-            "DOCKYARD_POOL_SIZE" => "PoolSize",
+            "DOCKYARD_BRIDGE_CIDR" => &keys::BRIDGE_CIDR,
+            "DOCKYARD_FIXED_CIDR" => &keys::FIXED_CIDR,
+            "DOCKYARD_POOL_BASE" => &keys::POOL_BASE,
+            "DOCKYARD_POOL_SIZE" => &keys::POOL_SIZE,
             other => {
                 c.dropped.push(format!(
                     "line {}: {other}: not a setting a conf has (see dockyard.conf(5))",
@@ -176,7 +177,7 @@ pub fn convert(entries: &[EnvEntry]) -> Converted {
                 continue;
             }
         };
-        c.keys.retain(|(k, _)| *k != conf_key);
+        c.keys.retain(|(k, _)| k.name != conf_key.name);
         c.keys.push((conf_key, value));
     }
     c
@@ -210,14 +211,18 @@ pub fn run(args: &Args) -> Result<()> {
     let root = args.root.clone().or(converted.root.clone());
 
     let mut conf = format!(
-        "# Imported by `dockyard import` from {}; see dockyard.conf(5).\n# The bash tool always ran sysbox-runc, the default Runtime.\n[Instance]\n",
-        args.env_file.display()
+        "# Imported by `dockyard import` from {}; see dockyard.conf(5).\n# The bash tool always ran sysbox-runc, the default {}.\n[{}]\n",
+        args.env_file.display(),
+        keys::RUNTIME.name,
+        Section::Instance.name()
     );
     if let Some(r) = &root {
-        conf.push_str(&format!("Root={r}\n"));
+        conf.push_str(&keys::ROOT.line(r));
+        conf.push('\n');
     }
     for (k, v) in &converted.keys {
-        conf.push_str(&format!("{k}={v}\n"));
+        conf.push_str(&k.line(v));
+        conf.push('\n');
     }
     for d in &converted.dropped {
         eprintln!("dockyard: not carried over: {d}");
@@ -330,6 +335,7 @@ mod tests {
             "{:?}",
             c.dropped
         );
-        assert_eq!(c.keys, [("PoolSize", "24".to_string())]);
+        let keys: Vec<(&str, &str)> = c.keys.iter().map(|(k, v)| (k.name, v.as_str())).collect();
+        assert_eq!(keys, [("PoolSize", "24")]);
     }
 }

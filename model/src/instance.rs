@@ -4,34 +4,14 @@
 use crate::contract::network::Network;
 use crate::diag::{Diagnostic, Origin, Severity};
 use crate::ini::{Document, Entry};
+use crate::keys::{self, Key, Read, Refusal, Section, Value};
 use crate::name::InstanceName;
 use crate::network::{self, parse_cidr};
+use crate::resources::Limit;
 use crate::root;
-use crate::value::{check_version, parse_bool};
 use ipnet::Ipv4Net;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-pub const SECTION_INSTANCE: &str = "Instance";
-pub const SECTION_DAEMON: &str = "Daemon";
-pub const SECTION_NETWORK: &str = "Network";
-/// `[Network] AllowFrom=`: who may open connections into the instance.
-pub const KEY_ALLOW_FROM: &str = "AllowFrom";
-/// `[Network] AcceptHostRoute=`: host routes the admin means to overlap
-/// (see [`Instance::accept_host_routes`]).
-pub const KEY_ACCEPT_HOST_ROUTE: &str = "AcceptHostRoute";
-const NETWORK_KEYS: &[&str] = &[KEY_ALLOW_FROM, KEY_ACCEPT_HOST_ROUTE];
-
-const INSTANCE_KEYS: &[&str] = &[
-    "Root",
-    "BridgeCIDR",
-    "FixedCIDR",
-    "PoolBase",
-    "PoolSize",
-    "Runtime",
-    "DockerVersion",
-    "Autostart",
-];
 
 pub const DEFAULT_POOL_SIZE: u8 = 24;
 
@@ -109,6 +89,9 @@ pub struct Instance {
     /// a routed network the admin chose, which `check`, `verify` and
     /// `dockyard-network up` otherwise refuse or warn about.
     pub accept_host_routes: Vec<Ipv4Net>,
+    /// `[Resources]`, in key-table order: the settings of the instance's
+    /// slice, which holds its daemons and containers.
+    pub resources: Vec<Limit>,
     pub origins: Origins,
 }
 
@@ -160,6 +143,15 @@ pub struct VersionDefaults {
     pub known_docker: Option<Vec<String>>,
 }
 
+/// The lines of a conf and its drop-ins, merged by the key table: for each
+/// single-valued key the line in effect, plus `AllowFrom=` and `[Daemon]`.
+struct Merged<'a> {
+    values: BTreeMap<(Section, &'static str), &'a Entry>,
+    daemon: BTreeMap<String, String>,
+    allow_from: Vec<Allow>,
+    accept_host_routes: Vec<Ipv4Net>,
+}
+
 /// Builds an instance from the merged entries of its conf and drop-ins.
 /// Returns every problem found, not just the first; the instance is `None`
 /// when any of them is an error.
@@ -171,261 +163,78 @@ pub fn build(
     defaults: &VersionDefaults,
 ) -> (Option<Instance>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
-    let mut values: BTreeMap<&str, &Entry> = BTreeMap::new();
-    let mut daemon: BTreeMap<String, (&Entry, String)> = BTreeMap::new();
-    let mut allow_from: Vec<Allow> = Vec::new();
-    let mut accept_host_routes: Vec<Ipv4Net> = Vec::new();
-
-    for doc in docs {
-        for (section, origin) in &doc.sections {
-            if !section.is_empty()
-                && ![SECTION_INSTANCE, SECTION_NETWORK, SECTION_DAEMON].contains(&section.as_str())
-            {
-                diags.push(Diagnostic::at(
-                    origin,
-                    Severity::Warning,
-                    format!(
-                        "unknown section [{section}] ignored{}",
-                        crate::suggest::section_hint(
-                            section,
-                            &[SECTION_INSTANCE, SECTION_NETWORK, SECTION_DAEMON]
-                        )
-                    ),
-                ));
-            }
-        }
-        for entry in &doc.entries {
-            match entry.section.as_str() {
-                SECTION_INSTANCE => match INSTANCE_KEYS.iter().find(|k| **k == entry.key) {
-                    Some(key) => {
-                        if let Some(prev) = values.insert(key, entry) {
-                            if prev.origin.path == entry.origin.path {
-                                diags.push(Diagnostic::at(
-                                    &entry.origin,
-                                    Severity::Warning,
-                                    format!(
-                                        "{}= set again; this overrides line {}",
-                                        entry.key, prev.origin.line
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                    None => diags.push(unknown_key(entry)),
-                },
-                SECTION_NETWORK if entry.key == KEY_ALLOW_FROM => {
-                    // Like systemd's list settings: each line adds, an empty
-                    // value resets what came before (also from the main conf).
-                    if entry.value.is_empty() {
-                        allow_from.clear();
-                    }
-                    for word in entry.value.split_whitespace() {
-                        match allow_word(&name, word) {
-                            Ok(Some(peer)) => allow_from.push(Allow {
-                                peer,
-                                origin: entry.origin.clone(),
-                            }),
-                            Ok(None) => diags.push(Diagnostic::at(
-                                &entry.origin,
-                                Severity::Warning,
-                                format!("AllowFrom={word} names this instance; its own networks are always allowed"),
-                            )),
-                            Err(m) => diags.push(Diagnostic::at(&entry.origin, Severity::Error, m)),
-                        }
-                    }
-                }
-                SECTION_NETWORK if entry.key == KEY_ACCEPT_HOST_ROUTE => {
-                    if entry.value.is_empty() {
-                        accept_host_routes.clear();
-                    }
-                    for word in entry.value.split_whitespace() {
-                        match network::parse_cidr(word) {
-                            Ok(n) if n == n.trunc() => accept_host_routes.push(n),
-                            Ok(n) => diags.push(Diagnostic::at(
-                                &entry.origin,
-                                Severity::Error,
-                                format!("{KEY_ACCEPT_HOST_ROUTE}={word}: a route's destination is a network; write {}", n.trunc()),
-                            )),
-                            Err(m) => diags.push(Diagnostic::at(
-                                &entry.origin,
-                                Severity::Error,
-                                format!("{KEY_ACCEPT_HOST_ROUTE}={word}: {m}"),
-                            )),
-                        }
-                    }
-                }
-                SECTION_NETWORK => diags.push(Diagnostic::at(
-                    &entry.origin,
-                    Severity::Warning,
-                    format!(
-                        "unknown key {}= in [Network] ignored{}",
-                        entry.key,
-                        crate::suggest::key_hint(&entry.key, NETWORK_KEYS)
-                    ),
-                )),
-                SECTION_DAEMON => match daemon_option(entry) {
-                    Ok(json) => {
-                        daemon.insert(entry.key.clone(), (entry, json));
-                    }
-                    Err(d) => diags.push(d),
-                },
-                _ => {} // reported once at the section header
-            }
-        }
-    }
-
-    // Empty values reset a key to its default, as in systemd unit files.
-    let get = |key: &str| values.get(key).copied().filter(|e| !e.value.is_empty());
-    let mut error = |entry: Option<&Entry>, msg: String| {
-        diags.push(match entry {
-            Some(e) => Diagnostic::at(&e.origin, Severity::Error, msg),
-            None => Diagnostic::error(conf, None, msg),
-        })
+    let merged = merge(&name, docs, &mut diags);
+    let mut read = Reader {
+        merged: &merged,
+        conf,
+        diags: &mut diags,
     };
 
-    let root = match get("Root") {
-        Some(e) => root::check_root(&e.value)
-            .map(|()| e.value.clone())
-            .map_err(|m| error(Some(e), m))
-            .ok(),
-        None => Some(root::default_root(name.as_str())),
-    };
-
-    let bridge = match get("BridgeCIDR") {
-        None => {
-            error(None, "BridgeCIDR= is required in [Instance] (the bridge's address and prefix, e.g. BridgeCIDR=172.22.147.1/24)".into());
-            None
-        }
-        Some(e) => cidr_value(e, |net| {
-            network::check_prefix(&net)?;
-            network::check_private(&net)?;
-            network::check_host_address(&net)
-        })
-        .map_err(|m| error(Some(e), m))
-        .ok(),
-    };
-
-    let fixed = match get("FixedCIDR") {
+    let root = read
+        .value(&keys::ROOT)
+        .map(|v| v.and_then(path))
+        .unwrap_or_else(|| Some(root::default_root(name.as_str())));
+    let bridge = read
+        .required(
+            &keys::BRIDGE_CIDR,
+            "the bridge's address and prefix, e.g. BridgeCIDR=172.22.147.1/24",
+        )
+        .and_then(net);
+    let fixed = match read.value(&keys::FIXED_CIDR) {
         None => bridge.map(|b| b.trunc()),
-        Some(e) => cidr_value(e, |net| {
-            network::check_network_address(&net)?;
-            match bridge {
-                Some(b) if !b.trunc().contains(&net) => Err(format!(
-                    "{net} is not inside the bridge network {} (BridgeCIDR); dockerd can only hand out addresses the bridge can reach",
-                    b.trunc()
-                )),
-                _ => Ok(()),
-            }
-        })
-        .map_err(|m| error(Some(e), m))
-        .ok(),
+        Some(v) => v.and_then(net).and_then(|f| match bridge {
+            Some(b) if !b.trunc().contains(&f) => read.refuse(&keys::FIXED_CIDR, format!(
+                "{f} is not inside the bridge network {} (BridgeCIDR); dockerd can only hand out addresses the bridge can reach",
+                b.trunc()
+            )),
+            _ => Some(f),
+        }),
     };
-
-    let pool = match get("PoolBase") {
-        None => {
-            error(None, "PoolBase= is required in [Instance] (the base of the address pool for user-defined networks, e.g. PoolBase=172.23.0.0/16)".into());
-            None
-        }
-        Some(e) => cidr_value(e, |net| {
-            network::check_prefix(&net)?;
-            network::check_private(&net)?;
-            network::check_network_address(&net)?;
-            match bridge {
-                Some(b) if network::overlaps(&net, &b) => Err(format!(
-                    "{net} overlaps this instance's bridge network {}; the pool must be a separate range",
-                    b.trunc()
-                )),
-                _ => Ok(()),
-            }
-        })
-        .map_err(|m| error(Some(e), m))
-        .ok(),
-    };
-
-    let pool_size = match get("PoolSize") {
+    let pool = read
+        .required(
+            &keys::POOL_BASE,
+            "the base of the address pool for user-defined networks, e.g. PoolBase=172.23.0.0/16",
+        )
+        .and_then(net)
+        .and_then(|p| match bridge {
+            Some(b) if network::overlaps(&p, &b) => read.refuse(
+                &keys::POOL_BASE,
+                format!(
+                "{p} overlaps this instance's bridge network {}; the pool must be a separate range",
+                b.trunc()
+            ),
+            ),
+            _ => Some(p),
+        });
+    let pool_size = match read.value(&keys::POOL_SIZE) {
         None => Some(DEFAULT_POOL_SIZE),
-        Some(e) => {
-            let parsed = e
-                .value
-                .parse::<u8>()
-                .ok()
-                .filter(|_| e.value.chars().all(|c| c.is_ascii_digit()));
-            match parsed {
-                Some(size) if (network::MIN_PREFIX..=network::MAX_PREFIX).contains(&size) => {
-                    match pool {
-                        Some(p) if size < p.prefix_len() => {
-                            error(Some(e), format!(
-                            "PoolSize={size} is smaller than the pool's own prefix /{}: a /{size} network does not fit in {p}; use a PoolSize of at least {}",
-                            p.prefix_len(), p.prefix_len()
-                        ));
-                            None
-                        }
-                        _ => Some(size),
-                    }
-                }
-                _ => {
-                    error(
-                        Some(e),
-                        format!(
-                            "PoolSize={}: not a prefix length from {} to {}{}",
-                            e.value,
-                            network::MIN_PREFIX,
-                            network::MAX_PREFIX,
-                            network::comment_hint(&e.value)
-                        ),
-                    );
-                    None
-                }
-            }
-        }
+        Some(v) => v.and_then(prefix).and_then(|size| match pool {
+            Some(p) if size < p.prefix_len() => read.refuse_whole(&keys::POOL_SIZE, format!(
+                "PoolSize={size} is smaller than the pool's own prefix /{}: a /{size} network does not fit in {p}; use a PoolSize of at least {}",
+                p.prefix_len(), p.prefix_len()
+            )),
+            _ => Some(size),
+        }),
     };
-
-    let runtime = match get("Runtime") {
-        None => Some(Runtime::SysboxRunc),
-        Some(e) => match e.value.as_str() {
-            "sysbox-runc" => Some(Runtime::SysboxRunc),
-            "runc" => Some(Runtime::Runc),
-            other => {
-                error(
-                    Some(e),
-                    format!("Runtime={other}: unknown runtime; use sysbox-runc or runc"),
-                );
-                None
-            }
-        },
-    };
-
-    let docker_version = match get("DockerVersion") {
-        Some(e) => match check_version(&e.value) {
-            Ok(()) => {
-                if let Some(known) = &defaults.known_docker {
-                    if !known.contains(&e.value) {
-                        diags.push(Diagnostic::at(
-                            &e.origin,
-                            Severity::Warning,
-                            format!(
-                                "DockerVersion={} is not in the artifacts manifest (known: {}); the installer cannot fetch it, so it must be put in place by other means",
-                                e.value,
-                                known.join(", ")
-                            ),
-                        ));
-                    }
+    let runtime = read
+        .value(&keys::RUNTIME)
+        .map(|v| v.and_then(runtime))
+        .unwrap_or(Some(Runtime::SysboxRunc));
+    let docker_version = match read.value(&keys::DOCKER_VERSION) {
+        Some(v) => v.and_then(version).inspect(|v| {
+            if let Some(known) = &defaults.known_docker {
+                if !known.contains(v) {
+                    read.warn(&keys::DOCKER_VERSION, format!(
+                        "DockerVersion={v} is not in the artifacts manifest (known: {}); the installer cannot fetch it, so it must be put in place by other means",
+                        known.join(", ")
+                    ));
                 }
-                Some(e.value.clone())
             }
-            Err(m) => {
-                diags.push(Diagnostic::at(
-                    &e.origin,
-                    Severity::Error,
-                    format!("DockerVersion={}: {m}", e.value),
-                ));
-                None
-            }
-        },
+        }),
         None => match &defaults.docker {
             Ok(v) => Some(v.clone()),
             Err(why) => {
-                diags.push(Diagnostic::error(
+                read.diags.push(Diagnostic::error(
                     conf,
                     None,
                     format!("DockerVersion= is not set and there is no default: {why}"),
@@ -434,25 +243,28 @@ pub fn build(
             }
         },
     };
+    let autostart = read
+        .value(&keys::AUTOSTART)
+        .map(|v| v.and_then(boolean))
+        .unwrap_or(Some(true));
+    // Every [Resources] key is a slice setting as it is: the table says
+    // how to check it, and nothing else needs to know it.
+    let resources: Vec<Limit> = keys::section_keys(Section::Resources)
+        .filter_map(|key| match read.value(key)? {
+            Some(Value::Limit(value)) => Some(Limit {
+                key: key.name,
+                value,
+            }),
+            _ => None,
+        })
+        .collect();
 
-    let autostart = match get("Autostart") {
-        None => Some(true),
-        Some(e) => parse_bool(&e.value).or_else(|| {
-            diags.push(Diagnostic::at(
-                &e.origin,
-                Severity::Error,
-                format!("Autostart={}: not a boolean; use yes or no", e.value),
-            ));
-            None
-        }),
-    };
-
-    let origin = |key: &str| get(key).map(|e| e.origin.clone());
+    let origin = |key: &Key| merged.origin(key);
     let origins = Origins {
-        root: origin("Root"),
-        bridge: origin("BridgeCIDR"),
-        fixed: origin("FixedCIDR"),
-        pool: origin("PoolBase"),
+        root: origin(&keys::ROOT),
+        bridge: origin(&keys::BRIDGE_CIDR),
+        fixed: origin(&keys::FIXED_CIDR),
+        pool: origin(&keys::POOL_BASE),
     };
 
     if diags.iter().any(Diagnostic::is_error) {
@@ -483,9 +295,15 @@ pub fn build(
         diags.push(Diagnostic::error(conf, None, "incomplete instance"));
         return (None, diags);
     };
+    let Merged {
+        daemon,
+        allow_from,
+        accept_host_routes,
+        ..
+    } = merged;
     let daemon_options = daemon
         .into_iter()
-        .map(|(key, (_, json))| DaemonOption { key, json })
+        .map(|(key, json)| DaemonOption { key, json })
         .collect();
     let allowed_nets = allow_from
         .iter()
@@ -510,9 +328,260 @@ pub fn build(
         allow_from,
         allowed_nets,
         accept_host_routes,
+        resources,
         origins,
     };
     (Some(instance), diags)
+}
+
+/// Sorts every line of every file to its key: unknown sections and keys
+/// are warned about, a single-valued key set twice in one file too.
+fn merge<'a>(name: &InstanceName, docs: &'a [Document], diags: &mut Vec<Diagnostic>) -> Merged<'a> {
+    let mut merged = Merged {
+        values: BTreeMap::new(),
+        daemon: BTreeMap::new(),
+        allow_from: Vec::new(),
+        accept_host_routes: Vec::new(),
+    };
+    for doc in docs {
+        for (section, origin) in &doc.sections {
+            if !section.is_empty() && Section::parse(section).is_none() {
+                diags.push(Diagnostic::at(
+                    origin,
+                    Severity::Warning,
+                    format!(
+                        "unknown section [{section}] ignored{}",
+                        crate::suggest::section_hint(section, &Section::ALL.map(Section::name))
+                    ),
+                ));
+            }
+        }
+        for entry in &doc.entries {
+            // Entries of an unknown section were reported at its header.
+            let Some(section) = Section::parse(&entry.section) else {
+                continue;
+            };
+            if section == Section::Daemon {
+                match daemon_option(entry) {
+                    Ok(json) => {
+                        merged.daemon.insert(entry.key.clone(), json);
+                    }
+                    Err(d) => diags.push(d),
+                }
+                continue;
+            }
+            let Some(key) = keys::find(section, &entry.key) else {
+                diags.push(unknown_key(entry, section));
+                continue;
+            };
+            match key.read {
+                Read::Single(_) => {
+                    if let Some(prev) = merged.values.insert((section, key.name), entry) {
+                        if prev.origin.path == entry.origin.path {
+                            diags.push(Diagnostic::at(
+                                &entry.origin,
+                                Severity::Warning,
+                                format!(
+                                    "{}= set again; this overrides line {}",
+                                    entry.key, prev.origin.line
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Read::List if key.name == keys::ALLOW_FROM.name => {
+                    allow_lines(name, entry, &mut merged.allow_from, diags)
+                }
+                Read::List => accept_route_lines(entry, &mut merged.accept_host_routes, diags),
+            }
+        }
+    }
+    merged
+}
+
+impl Merged<'_> {
+    /// The line in effect for a key; an empty value resets a key to its
+    /// default, as in systemd unit files.
+    fn entry(&self, key: &Key) -> Option<&Entry> {
+        self.values
+            .get(&(key.section, key.name))
+            .copied()
+            .filter(|e| !e.value.is_empty())
+    }
+
+    fn origin(&self, key: &Key) -> Option<Origin> {
+        self.entry(key).map(|e| e.origin.clone())
+    }
+}
+
+/// Reads keys through the table, recording each refusal where it was
+/// written.
+struct Reader<'m, 'd> {
+    merged: &'m Merged<'m>,
+    conf: &'d Path,
+    diags: &'d mut Vec<Diagnostic>,
+}
+
+impl Reader<'_, '_> {
+    /// `None`: the key is not set. `Some(None)`: set, but refused (the
+    /// message is recorded).
+    fn value(&mut self, key: &Key) -> Option<Option<Value>> {
+        let entry = self.merged.entry(key)?;
+        let Read::Single(parse) = key.read else {
+            return Some(None);
+        };
+        Some(match parse(&entry.value) {
+            Ok(v) => Some(v),
+            Err(Refusal::Value(m)) => self.refuse(key, m),
+            Err(Refusal::Whole(m)) => self.refuse_whole(key, m),
+        })
+    }
+
+    /// A key without a default.
+    fn required(&mut self, key: &Key, what: &str) -> Option<Value> {
+        match self.value(key) {
+            Some(v) => v,
+            None => {
+                self.diags.push(Diagnostic::error(
+                    self.conf,
+                    None,
+                    format!(
+                        "{}= is required in [{}] ({what})",
+                        key.name,
+                        key.section.name()
+                    ),
+                ));
+                None
+            }
+        }
+    }
+
+    /// Refuses the key's value: `Key=value: why`, at its line.
+    fn refuse<T>(&mut self, key: &Key, why: String) -> Option<T> {
+        let value = self.merged.entry(key).map_or("", |e| e.value.as_str());
+        let msg = format!("{}={value}: {why}", key.name);
+        self.refuse_whole(key, msg)
+    }
+
+    /// Refuses the key's value with a message that names it already.
+    fn refuse_whole<T>(&mut self, key: &Key, msg: String) -> Option<T> {
+        self.note(key, Severity::Error, msg);
+        None
+    }
+
+    fn warn(&mut self, key: &Key, msg: String) {
+        self.note(key, Severity::Warning, msg);
+    }
+
+    fn note(&mut self, key: &Key, severity: Severity, msg: String) {
+        self.diags.push(match self.merged.entry(key) {
+            Some(e) => Diagnostic::at(&e.origin, severity, msg),
+            None => Diagnostic {
+                severity,
+                ..Diagnostic::error(self.conf, None, msg)
+            },
+        });
+    }
+}
+
+// What each key's reader made of its value (keys.rs pairs key and reader,
+// so another variant here is a bug in the table, not in a conf).
+fn path(v: Value) -> Option<String> {
+    match v {
+        Value::Path(p) => Some(p),
+        _ => None,
+    }
+}
+
+fn net(v: Value) -> Option<Ipv4Net> {
+    match v {
+        Value::Net(n) => Some(n),
+        _ => None,
+    }
+}
+
+fn prefix(v: Value) -> Option<u8> {
+    match v {
+        Value::Prefix(p) => Some(p),
+        _ => None,
+    }
+}
+
+fn runtime(v: Value) -> Option<Runtime> {
+    match v {
+        Value::Runtime(r) => Some(r),
+        _ => None,
+    }
+}
+
+fn version(v: Value) -> Option<String> {
+    match v {
+        Value::Version(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn boolean(v: Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(b),
+        _ => None,
+    }
+}
+
+/// One `AllowFrom=` line. Like systemd's list settings: each line adds,
+/// an empty value resets what came before (also from the main conf).
+fn allow_lines(
+    name: &InstanceName,
+    entry: &Entry,
+    allow_from: &mut Vec<Allow>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if entry.value.is_empty() {
+        allow_from.clear();
+    }
+    for word in entry.value.split_whitespace() {
+        match allow_word(name, word) {
+            Ok(Some(peer)) => allow_from.push(Allow {
+                peer,
+                origin: entry.origin.clone(),
+            }),
+            Ok(None) => diags.push(Diagnostic::at(
+                &entry.origin,
+                Severity::Warning,
+                format!(
+                    "AllowFrom={word} names this instance; its own networks are always allowed"
+                ),
+            )),
+            Err(m) => diags.push(Diagnostic::at(&entry.origin, Severity::Error, m)),
+        }
+    }
+}
+
+/// One `AcceptHostRoute=` line: route destinations, as networks; a list
+/// like `AllowFrom=`.
+fn accept_route_lines(entry: &Entry, routes: &mut Vec<Ipv4Net>, diags: &mut Vec<Diagnostic>) {
+    if entry.value.is_empty() {
+        routes.clear();
+    }
+    for word in entry.value.split_whitespace() {
+        match network::parse_cidr(word) {
+            Ok(n) if n == n.trunc() => routes.push(n),
+            Ok(n) => diags.push(Diagnostic::at(
+                &entry.origin,
+                Severity::Error,
+                format!(
+                    "{}={word}: a route's destination is a network; write {}",
+                    keys::ACCEPT_HOST_ROUTE.name,
+                    n.trunc()
+                ),
+            )),
+            Err(m) => diags.push(Diagnostic::at(
+                &entry.origin,
+                Severity::Error,
+                format!("{}={word}: {m}", keys::ACCEPT_HOST_ROUTE.name),
+            )),
+        }
+    }
 }
 
 /// One word of `AllowFrom=`: an instance name or an IPv4 network (any
@@ -529,23 +598,19 @@ fn allow_word(me: &InstanceName, word: &str) -> Result<Option<Peer>, String> {
     Ok((peer != *me).then_some(Peer::Instance(peer)))
 }
 
-/// Parses a CIDR key and applies its checks; the error is prefixed with
-/// `Key=value:` so the admin sees exactly what was read.
-fn cidr_value(
-    entry: &Entry,
-    check: impl FnOnce(Ipv4Net) -> Result<(), String>,
-) -> Result<Ipv4Net, String> {
-    parse_cidr(&entry.value)
-        .and_then(|net| check(net).map(|()| net))
-        .map_err(|m| format!("{}={}: {m}", entry.key, entry.value))
-}
-
-fn unknown_key(entry: &Entry) -> Diagnostic {
-    let hint = crate::suggest::key_hint(&entry.key, INSTANCE_KEYS);
+/// An unknown key of a known section: ignored with a warning that
+/// suggests the nearest of the section's keys in the table, or lists them.
+fn unknown_key(entry: &Entry, section: Section) -> Diagnostic {
+    let known: Vec<&str> = keys::known_keys(section).collect();
+    let hint = crate::suggest::key_hint(&entry.key, &known);
     Diagnostic::at(
         &entry.origin,
         Severity::Warning,
-        format!("unknown key {}= in [Instance] ignored{hint}", entry.key),
+        format!(
+            "unknown key {}= in [{}] ignored{hint}",
+            entry.key,
+            section.name()
+        ),
     )
 }
 
@@ -587,6 +652,10 @@ const RESERVED_DAEMON_KEYS: &[(&str, &str)] = &[
     (
         "cgroup-parent",
         "containers go to the slice dockyard-NAME.slice",
+    ),
+    (
+        "exec-opts",
+        "Dockyard sets native.cgroupdriver=systemd so that [Resources] covers the containers",
     ),
 ];
 
@@ -731,7 +800,7 @@ mod tests {
         assert_eq!(
             diags,
             [
-                "/c/dy1.conf:6: warning: unknown section [Extra] ignored; sections are [Instance], [Network], [Daemon]",
+                "/c/dy1.conf:6: warning: unknown section [Extra] ignored; sections are [Instance], [Network], [Resources], [Daemon]",
                 "/c/dy1.conf:4: warning: unknown key bridgecidr= in [Instance] ignored; did you mean BridgeCIDR=?",
                 "/c/dy1.conf:5: warning: unknown key Foo= in [Instance] ignored; known keys: Root, BridgeCIDR, FixedCIDR, PoolBase, PoolSize, Runtime, DockerVersion, Autostart",
             ]
@@ -769,5 +838,80 @@ mod tests {
         let (inst, diags) = build_text(&format!("{MINIMAL}Root=/dy1\nRoot=\n"));
         assert_eq!(diags.len(), 1, "{diags:?}"); // the override warning
         assert_eq!(inst.expect("instance").root, "/var/lib/dockyard/dy1");
+    }
+
+    #[test]
+    fn resources_reach_the_instance_in_table_order() {
+        let (inst, diags) = build_text(&format!(
+            "{MINIMAL}[Resources]\nTasksMax=512\nMemoryMax=2G\nMemoryHigh=1536M\nCPUQuota=150%\nCPUWeight=50\nIOWeight=200\nAllowedCPUs=0-1\nMemorySwapMax=0\n"
+        ));
+        assert!(diags.is_empty(), "{diags:?}");
+        let got: Vec<String> = inst
+            .expect("instance")
+            .resources
+            .iter()
+            .map(|l| format!("{}={}", l.key, l.value))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "MemoryMax=2G",
+                "MemoryHigh=1536M",
+                "MemorySwapMax=0",
+                "CPUQuota=150%",
+                "CPUWeight=50",
+                "TasksMax=512",
+                "IOWeight=200",
+                "AllowedCPUs=0-1"
+            ]
+        );
+        let (inst, _) = build_text(MINIMAL);
+        assert!(inst.expect("instance").resources.is_empty());
+    }
+
+    #[test]
+    fn resources_are_refused_at_their_line_and_reset_by_an_empty_value() {
+        for (text, expect) in [
+            ("[Resources]\nMemoryMax=2GB\n", "/c/dy1.conf:5: error: MemoryMax=2GB: not a size"),
+            ("[Resources]\nMemoryHigh=150%\n", "/c/dy1.conf:5: error: MemoryHigh=150%: 150% is more than 100% of the host's memory"),
+            ("[Resources]\nCPUQuota=2\n", "/c/dy1.conf:5: error: CPUQuota=2: not a percentage"),
+            ("[Resources]\nCPUWeight=0\n", "/c/dy1.conf:5: error: CPUWeight=0: not a weight from 1 to 10000"),
+            ("[Resources]\nTasksMax=lots\n", "/c/dy1.conf:5: error: TasksMax=lots: not a task count"),
+            ("[Resources]\n\nIOWeight=20000\n", "/c/dy1.conf:6: error: IOWeight=20000: not a weight"),
+            ("[Resources]\nAllowedCPUs=3-1\n", "/c/dy1.conf:5: error: AllowedCPUs=3-1: the range 3-1 runs backwards"),
+            ("[Resources]\nMemoryMax=2G  # per tenant\n", "/c/dy1.conf:5: error: MemoryMax=2G  # per tenant: not a size"),
+        ] {
+            let (inst, diags) = build_text(&format!("{MINIMAL}{text}"));
+            assert!(inst.is_none(), "{text}");
+            assert!(diags.iter().any(|d| d.starts_with(expect)), "{expect}\n got {diags:?}");
+        }
+        let (inst, diags) = build_text(&format!(
+            "{MINIMAL}[Resources]\nMemoryMax=2G\nMemoryMax=\nmemorymax=1G\n"
+        ));
+        assert_eq!(
+            diags,
+            [
+                "/c/dy1.conf:6: warning: MemoryMax= set again; this overrides line 5",
+                "/c/dy1.conf:7: warning: unknown key memorymax= in [Resources] ignored; did you mean MemoryMax=?",
+            ]
+        );
+        assert!(inst.expect("instance").resources.is_empty());
+    }
+
+    #[test]
+    fn a_dropin_overrides_a_limit_without_a_warning() {
+        let main = Path::new("/c/dy1.conf");
+        let drop = Path::new("/c/dy1.conf.d/50-mem.conf");
+        let (a, _) = ini::parse(main, &format!("{MINIMAL}[Resources]\nMemoryMax=2G\n"));
+        let (b, _) = ini::parse(drop, "[Resources]\nMemoryMax=4G\n");
+        let (inst, diags) = build(
+            InstanceName::parse("dy1").expect("name"),
+            main,
+            vec![drop.to_path_buf()],
+            &[a, b],
+            &defaults(),
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(inst.expect("instance").resources[0].value, "4G");
     }
 }

@@ -60,6 +60,9 @@ cat >"$LC_WORK/play.yml" <<PLAY
             docker_version: "$LC_DOCKER_VERSION"
             autostart: false
             allow_from: [ans1]
+            resources:
+              MemoryMax: 2G
+              TasksMax: 4096
             daemon:
               log-driver: journald
 PLAY
@@ -88,6 +91,8 @@ t_package_and_units() {
     done
     lc_exec grep -qx 'log-driver="journald"' /etc/dockyard/instances.d/ans2.conf || lc_fail "[Daemon] option not templated"
     lc_exec grep -qx 'AllowFrom=ans1' /etc/dockyard/instances.d/ans2.conf || lc_fail "allow_from not templated as [Network] AllowFrom="
+    lc_exec grep -qx 'MemoryMax=2G' /etc/dockyard/instances.d/ans2.conf || lc_fail "resources not templated as [Resources]"
+    [[ $(lc_exec systemctl show -P TasksMax dockyard-ans2.slice) == 4096 ]] || lc_fail "[Resources] TasksMax= did not reach dockyard-ans2.slice"
     [[ $(lc_exec readlink /run/systemd/generator/multi-user.target.wants/ans1_docker.service) == ../ans1_docker.service ]] ||
         lc_fail "ans1 (autostart) is not wanted by multi-user.target"
     if lc_exec test -e /run/systemd/generator/multi-user.target.wants/ans2_docker.service; then

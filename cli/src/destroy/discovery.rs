@@ -4,6 +4,7 @@
 
 use crate::probe::host;
 use dockyard_model::contract::network::Network;
+use dockyard_model::keys::{self, Section};
 use dockyard_model::load::load_one;
 use dockyard_model::{ini, paths, root, state, InstanceName};
 use std::path::{Path, PathBuf};
@@ -62,7 +63,7 @@ pub(super) fn inspect(name: &InstanceName) -> Found {
         .or_else(|| {
             raw.iter()
                 .rev()
-                .find(|(k, _)| k == "Root")
+                .find(|(k, _)| k == keys::ROOT.name)
                 .map(|(_, v)| v.clone())
         })
         .or_else(|| host::recorded_cleanup(name).map(|c| c.root.to_string_lossy().into_owned()))
@@ -72,7 +73,7 @@ pub(super) fn inspect(name: &InstanceName) -> Found {
         None if conf.is_file() => Some(
             raw.iter()
                 .rev()
-                .find(|(k, _)| k == "Runtime")
+                .find(|(k, _)| k == keys::RUNTIME.name)
                 .map_or(true, |(_, v)| v != "runc"),
         ),
         None => None,
@@ -131,7 +132,7 @@ fn raw_values(conf: &Path, dropins: &Path) -> Vec<(String, String)> {
             out.extend(
                 doc.entries
                     .into_iter()
-                    .filter(|e| e.section == "Instance" && !e.value.is_empty())
+                    .filter(|e| e.section == Section::Instance.name() && !e.value.is_empty())
                     .map(|e| (e.key, e.value)),
             );
         }

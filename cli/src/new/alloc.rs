@@ -12,6 +12,7 @@
 //! number of networks in use, whatever the size of the range.
 
 use dockyard_model::hostconf;
+use dockyard_model::keys;
 use dockyard_model::network::span;
 use dockyard_netlink::Route;
 use ipnet::Ipv4Net;
@@ -106,7 +107,7 @@ pub enum AllocError {
 impl AllocError {
     /// The policy key and the option that set the range a key is picked in.
     fn range_setting(key: &str) -> (&'static str, &'static str) {
-        if key == "PoolBase" {
+        if key == keys::POOL_BASE.name {
             ("PoolRange", "--pool-range")
         } else {
             ("BridgeRange", "--bridge-range")
@@ -272,9 +273,9 @@ pub fn allocate(
         what: format!("the bridge network {}", b.trunc()),
     });
     let pool = match pool {
-        Some(p) => check_given("PoolBase", p, &InUse::new(taken))?,
+        Some(p) => check_given(keys::POOL_BASE.name, p, &InUse::new(taken))?,
         None => pick(
-            "PoolBase",
+            keys::POOL_BASE.name,
             policy.pool_range,
             policy.pool_prefix,
             &InUse::new(taken.iter().chain(&given_bridge)),
@@ -286,10 +287,10 @@ pub fn allocate(
     };
     let in_use = InUse::new(taken.iter().chain(Some(&this_pool)));
     let bridge = match bridge {
-        Some(b) => check_given("BridgeCIDR", b, &in_use)?,
+        Some(b) => check_given(keys::BRIDGE_CIDR.name, b, &in_use)?,
         None => {
             let net = pick(
-                "BridgeCIDR",
+                keys::BRIDGE_CIDR.name,
                 policy.bridge_range,
                 policy.bridge_prefix,
                 &in_use,

@@ -13,6 +13,7 @@ use crate::error::{Exit, Failure, Result};
 use crate::probe::host::{self as probe, SystemctlError};
 use alloc::{Allocation, HostNetworks, Taken};
 use dockyard_generator::run::{version_defaults, Settings};
+use dockyard_model::keys::{self, Section};
 use dockyard_model::load::{load_dir, LoadOptions};
 use dockyard_model::{hostconf, ini, instance, network, paths, root, InstanceName};
 use ipnet::Ipv4Net;
@@ -216,7 +217,8 @@ pub fn siblings(settings: &Settings) -> (Vec<Taken>, Vec<(String, String)>) {
     let mut taken = Vec::new();
     let mut roots = Vec::new();
     for i in &catalog.instances {
-        for (key, net) in [("BridgeCIDR", i.bridge), ("PoolBase", i.pool)] {
+        for (key, net) in [(&keys::BRIDGE_CIDR, i.bridge), (&keys::POOL_BASE, i.pool)] {
+            let key = key.name;
             taken.push(Taken {
                 net: net.trunc(),
                 what: format!("{key} {net} of instance {} ({})", i.name, i.conf.display()),
@@ -233,9 +235,10 @@ pub fn siblings(settings: &Settings) -> (Vec<Taken>, Vec<(String, String)>) {
         };
         let (doc, _) = ini::parse(&skipped.conf, &text);
         for e in &doc.entries {
-            if e.section == instance::SECTION_INSTANCE
-                && ["BridgeCIDR", "PoolBase", "FixedCIDR"].contains(&e.key.as_str())
-            {
+            let network_key = [&keys::BRIDGE_CIDR, &keys::POOL_BASE, &keys::FIXED_CIDR]
+                .iter()
+                .any(|k| Section::parse(&e.section) == Some(k.section) && e.key == k.name);
+            if network_key {
                 if let Ok(net) = network::parse_cidr(&e.value) {
                     taken.push(Taken {
                         net: net.trunc(),
@@ -259,23 +262,22 @@ pub struct Plan {
 
 pub fn conf_text(plan: &Plan) -> String {
     let mut t = format!(
-        "# Written by `dockyard new {}`; see dockyard.conf(5).\n[Instance]\n",
-        plan.name
+        "# Written by `dockyard new {}`; see dockyard.conf(5).\n[{}]\n",
+        plan.name,
+        Section::Instance.name()
     );
-    if let Some(r) = &plan.root {
-        t.push_str(&format!("Root={r}\n"));
-    }
-    t.push_str(&format!("BridgeCIDR={}\n", plan.allocation.bridge));
-    t.push_str(&format!("PoolBase={}\n", plan.allocation.pool));
-    if let Some(s) = plan.pool_size {
-        t.push_str(&format!("PoolSize={s}\n"));
-    }
-    if let Some(r) = &plan.runtime {
-        t.push_str(&format!("Runtime={r}\n"));
-    }
-    if let Some(v) = &plan.docker_version {
-        t.push_str(&format!("DockerVersion={v}\n"));
-    }
+    let mut set = |key: &keys::Key, value: Option<String>| {
+        if let Some(v) = value {
+            t.push_str(&key.line(v));
+            t.push('\n');
+        }
+    };
+    set(&keys::ROOT, plan.root.clone());
+    set(&keys::BRIDGE_CIDR, Some(plan.allocation.bridge.to_string()));
+    set(&keys::POOL_BASE, Some(plan.allocation.pool.to_string()));
+    set(&keys::POOL_SIZE, plan.pool_size.map(|s| s.to_string()));
+    set(&keys::RUNTIME, plan.runtime.clone());
+    set(&keys::DOCKER_VERSION, plan.docker_version.clone());
     t
 }
 
@@ -493,11 +495,11 @@ fn finish(args: &Args, created: &Created) -> Result<()> {
         return Ok(());
     }
     println!(
-        "wrote {}: BridgeCIDR={} PoolBase={} Root={}",
+        "wrote {}: {} {} {}",
         created.conf.display(),
-        i.bridge,
-        i.pool,
-        i.root
+        keys::BRIDGE_CIDR.line(i.bridge),
+        keys::POOL_BASE.line(i.pool),
+        keys::ROOT.line(&i.root)
     );
     if args.start {
         println!("started {}", i.name.unit());
