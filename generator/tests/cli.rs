@@ -94,6 +94,7 @@ fn one_or_three_dirs_write_only_into_normal_dir() {
         assert_eq!(
             entries(&tmp.path().join("normal")),
             [
+                "dockyard-dy1.slice",
                 "dy1_containerd.service",
                 "dy1_docker.service",
                 "multi-user.target.wants"

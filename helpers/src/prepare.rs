@@ -261,18 +261,29 @@ fn down(c: &Cleanup) -> Result<()> {
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// Kills every process left in the instance's container slice (cgroup v2's
-/// `cgroup.kill`, which also reaches processes forking meanwhile); returns
-/// how many there were.
+/// Kills every process left in the instance's containers: the cgroups in
+/// its slice other than its own services (cgroup v2's `cgroup.kill`, which
+/// also reaches processes forking meanwhile); returns how many there were.
+/// The services are spared because this runs from the instance's own
+/// `ExecStopPost=`, inside the slice: its containerd, and this helper.
 fn end_leftover_containers(instance: &InstanceName) -> Result<usize> {
     let slice = Path::new(CGROUP_ROOT).join(instance.container_cgroup());
-    if !slice.is_dir() {
+    let own = [instance.unit(), instance.containerd_unit()];
+    let Ok(children) = std::fs::read_dir(&slice) else {
         return Ok(0);
-    }
-    let count = count_procs(&slice);
-    if count > 0 {
-        let kill = slice.join("cgroup.kill");
-        std::fs::write(&kill, "1").ctx(|| format!("cannot write {}", kill.display()))?;
+    };
+    let mut count = 0;
+    for child in children.filter_map(std::result::Result::ok) {
+        let is_dir = child.file_type().is_ok_and(|t| t.is_dir());
+        if !is_dir || own.iter().any(|u| child.file_name() == u.as_str()) {
+            continue;
+        }
+        let n = count_procs(&child.path());
+        if n > 0 {
+            let kill = child.path().join("cgroup.kill");
+            std::fs::write(&kill, "1").ctx(|| format!("cannot write {}", kill.display()))?;
+            count += n;
+        }
     }
     Ok(count)
 }

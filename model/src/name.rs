@@ -79,7 +79,9 @@ impl InstanceName {
         format!("/run/{}_docker", self.0)
     }
 
-    /// Slice for the instance's containers, below `dockyard.slice`.
+    /// The instance's slice, below `dockyard.slice`: its dockerd, its
+    /// containerd with the shims, and (dockerd's `--cgroup-parent`) its
+    /// containers; `[Resources]` are its settings.
     pub fn container_slice(&self) -> String {
         format!("dockyard-{}.slice", self.0)
     }
