@@ -4,6 +4,7 @@
 //! cannot be read without root is shown as "unknown (needs root)".
 
 use crate::error::{Exit, Failure, Result};
+use crate::probe::cgroup::{self, Usage};
 use crate::probe::host::{self, Known, Unknown};
 use crate::probe::http::{self, HttpError};
 use dockyard_model::{paths, InstanceName};
@@ -100,6 +101,9 @@ pub fn run(args: &Args) -> Result<std::process::ExitCode> {
     })
 }
 
+/// Where RESOURCES goes in the table: after CONTAINERS.
+const RESOURCES_COLUMN: usize = 6;
+
 /// The text form: a header and one aligned row per instance; what needs
 /// the admin's attention (no conf, an invalid conf, data left behind) is
 /// the last column, so it can be as long as it must.
@@ -115,8 +119,17 @@ pub fn table(reports: &[Report]) -> String {
         "SOCKET",
         "NOTE",
     ];
-    let rows: Vec<[String; 9]> = reports.iter().map(Report::row).collect();
-    let mut widths = header.map(str::len);
+    let mut header: Vec<&str> = header.to_vec();
+    let mut rows: Vec<Vec<String>> = reports.iter().map(|r| r.row().to_vec()).collect();
+    // The slice's figures, before DOCKER; a real report always has them
+    // (the column is left out only for reports built without).
+    if reports.iter().any(|r| r.resources.is_some()) {
+        header.insert(RESOURCES_COLUMN, "RESOURCES");
+        for (row, r) in rows.iter_mut().zip(reports) {
+            row.insert(RESOURCES_COLUMN, r.resources_cell());
+        }
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -165,6 +178,10 @@ pub struct Report {
     /// what is still on the host, for `dockyard destroy NAME` to remove.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub left_behind: Vec<String>,
+    /// Always there in a real report; a report without it leaves it off
+    /// the line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourcesReport>,
 }
 
 impl Report {
@@ -186,6 +203,15 @@ impl Report {
             (_, Some(e)) => format!("conf invalid: {e}"),
             (None, None) => "no conf: stop it to clean up".to_string(),
             (Some(_), None) => String::new(),
+        }
+    }
+
+    /// `memory 50.0M/2.0G; cpu 1.2s/150%; tasks 37/512`, `-` while the
+    /// slice is not active.
+    fn resources_cell(&self) -> String {
+        match self.resources.as_ref().and_then(|r| r.usage.as_ref()) {
+            Some(usage) => usage.to_string(),
+            None => "-".to_string(),
         }
     }
 
@@ -222,6 +248,18 @@ impl Report {
             self.note(),
         ]
     }
+}
+
+/// The instance's slice: what it uses now against the limits in force,
+/// read from its cgroup (dockyard.conf(5) RESOURCES).
+#[derive(Debug, Serialize)]
+pub struct ResourcesReport {
+    pub cgroup: PathBuf,
+    /// `false` while the slice's cgroup does not exist (the slice is not
+    /// active); the figures are then left out.
+    pub present: bool,
+    #[serde(flatten)]
+    pub usage: Option<Usage>,
 }
 
 /// A unit's state, or why it is not known.
@@ -501,6 +539,17 @@ pub fn report(
             installed: host::docker_installed(&i.docker_version),
         }),
         left_behind,
+        resources: Some(resources(name)),
+    }
+}
+
+fn resources(name: &InstanceName) -> ResourcesReport {
+    let cgroup = paths::cgroup_root().join(name.container_cgroup());
+    let usage = cgroup::read(&cgroup);
+    ResourcesReport {
+        present: usage.is_some(),
+        cgroup,
+        usage,
     }
 }
 
@@ -600,6 +649,9 @@ impl fmt::Display for Report {
             Ok(n) => write!(f, "{n}")?,
             Err(why) => write!(f, "{why}")?,
         }
+        if let Some(usage) = self.resources.as_ref().and_then(|r| r.usage.as_ref()) {
+            write!(f, "; {usage}")?;
+        }
         match &self.docker {
             None => f.write_str("; docker unknown")?,
             Some(d) => write!(
@@ -672,6 +724,7 @@ mod tests {
                 installed: true,
             }),
             left_behind: vec![],
+            resources: None,
         }
     }
 
@@ -698,6 +751,7 @@ mod tests {
             )))),
             docker: None,
             left_behind: vec![],
+            resources: None,
         }
     }
 
@@ -729,6 +783,7 @@ mod tests {
                 "user dy3_docker".into(),
                 "data /var/lib/dockyard/dy3".into(),
             ],
+            resources: None,
         }
     }
 
@@ -891,6 +946,62 @@ mod tests {
         assert_eq!(
             serde_json::to_value(sock).expect("json"),
             json!({"path": "/srv/dy1/docker.sock", "error": "unknown (needs root)"})
+        );
+    }
+
+    #[test]
+    fn resources_go_in_their_column_and_into_json() {
+        let d = tempfile::tempdir().expect("tempdir");
+        for (file, text) in [
+            ("memory.current", "104857600\n"),
+            ("memory.max", "2147483648\n"),
+            ("memory.high", "max\n"),
+            ("cpu.stat", "usage_usec 2500000\n"),
+            ("cpu.max", "150000 100000\n"),
+            ("pids.current", "12\n"),
+            ("pids.max", "512\n"),
+        ] {
+            std::fs::write(d.path().join(file), text).expect("write");
+        }
+        let mut r = running();
+        r.resources = Some(ResourcesReport {
+            cgroup: d.path().to_path_buf(),
+            present: true,
+            usage: cgroup::read(d.path()),
+        });
+        let text = table(std::slice::from_ref(&r));
+        let mut lines = text.lines();
+        let header = lines.next().expect("header");
+        let row = lines.next().expect("row");
+        let at = header.find("RESOURCES").expect("a RESOURCES column");
+        assert!(
+            header[..at].contains("CONTAINERS") && header[at..].contains("DOCKER"),
+            "{text}"
+        );
+        assert!(
+            row[at..].starts_with("memory 100.0M/2.0G; cpu 2.5s/150%; tasks 12/512 "),
+            "{text}"
+        );
+        let v = serde_json::to_value(&r).expect("json");
+        assert_eq!(
+            v["resources"],
+            json!({
+                "cgroup": d.path(), "present": true,
+                "memory": {"current": 104857600, "max": 2147483648u64, "high": "max"},
+                "cpu": {"usage_usec": 2500000, "quota_percent": 150.0},
+                "tasks": {"current": 12, "max": 512},
+                "unread": [],
+            })
+        );
+        r.resources = Some(ResourcesReport {
+            cgroup: "/sys/fs/cgroup/dockyard.slice/dockyard-dy1.slice".into(),
+            present: false,
+            usage: None,
+        });
+        assert!(!table(std::slice::from_ref(&r)).contains("memory"));
+        assert_eq!(
+            serde_json::to_value(&r).expect("json")["resources"],
+            json!({"cgroup": "/sys/fs/cgroup/dockyard.slice/dockyard-dy1.slice", "present": false})
         );
     }
 }

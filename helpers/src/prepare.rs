@@ -259,15 +259,13 @@ fn down(c: &Cleanup) -> Result<()> {
     f.finish(&format!("cleanup of instance {instance}"))
 }
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
 /// Kills every process left in the instance's containers: the cgroups in
 /// its slice other than its own services (cgroup v2's `cgroup.kill`, which
 /// also reaches processes forking meanwhile); returns how many there were.
 /// The services are spared because this runs from the instance's own
 /// `ExecStopPost=`, inside the slice: its containerd, and this helper.
 fn end_leftover_containers(instance: &InstanceName) -> Result<usize> {
-    let slice = Path::new(CGROUP_ROOT).join(instance.container_cgroup());
+    let slice = dockyard_model::paths::cgroup_root().join(instance.container_cgroup());
     let own = [instance.unit(), instance.containerd_unit()];
     let Ok(children) = std::fs::read_dir(&slice) else {
         return Ok(0);

@@ -42,6 +42,16 @@ fn resolve(value: Option<OsString>, default: &str) -> PathBuf {
     std::path::absolute(&p).unwrap_or(p)
 }
 
+/// The cgroup v2 hierarchy; `DOCKYARD_CGROUP_ROOT` moves it (for tests).
+/// An instance's slice is `dockyard.slice/dockyard-NAME.slice` below it
+/// (`InstanceName::container_cgroup`).
+pub const CGROUP_ROOT_ENV: &str = "DOCKYARD_CGROUP_ROOT";
+
+/// The cgroup hierarchy in effect (`DOCKYARD_CGROUP_ROOT`).
+pub fn cgroup_root() -> PathBuf {
+    overridable(CGROUP_ROOT_ENV, "/sys/fs/cgroup")
+}
+
 /// The instances directory in effect (`DOCKYARD_INSTANCES_DIR`).
 pub fn instances_dir() -> PathBuf {
     overridable(INSTANCES_DIR_ENV, INSTANCES_DIR)
