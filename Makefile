@@ -37,7 +37,7 @@ MAN8          = man/dockyard-generator.8 man/dockyard-helper.8 man/dockyard.8
 export DOCKYARD_LIBEXEC_DIR = $(LIBEXECDIR)
 export DOCKYARD_DATA_DIR = $(DATADIR)
 
-.PHONY: all build check test lint man-check verify-units lifecycle lifecycle-cli lifecycle-isolation lifecycle-package lifecycle-density install uninstall bench clean quickstart
+.PHONY: all build check test lint man-check verify-units lifecycle lifecycle-cli lifecycle-isolation lifecycle-resources lifecycle-package lifecycle-density install uninstall bench clean quickstart
 
 all: build
 
@@ -79,6 +79,11 @@ lifecycle-cli: build
 lifecycle-isolation: build
 	bash tests/lifecycle/isolation_suite.sh
 
+# Issue 14's resource tests: [Resources] on the instance's slice, status's figures,
+# set-property, daemon-reload (tests/lifecycle/resources_suite.sh).
+lifecycle-resources: build
+	LC_INSTALL_NO_BUILD=1 bash tests/lifecycle/resources_suite.sh
+
 # Issue 16's package lifecycle tests: the .deb built from this checkout installed in a
 # booted host, instances running, then `apt-get remove dockyard`: nothing left.
 lifecycle-package: build
@@ -89,7 +94,7 @@ lifecycle-package: build
 lifecycle-density: build
 	bash tests/lifecycle/density_suite.sh
 
-check: lint test man-check verify-units lifecycle lifecycle-cli lifecycle-isolation packages ansible-test lifecycle-package lifecycle-density
+check: lint test man-check verify-units lifecycle lifecycle-cli lifecycle-isolation lifecycle-resources packages ansible-test lifecycle-package lifecycle-density
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
