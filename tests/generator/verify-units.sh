@@ -40,14 +40,14 @@ failed=0
 passed=0
 checked=0
 # The last case must have dy1: the check below removes its dockerd.
-for case in one-instance three-instances runc-only autostart-no allow-from refused-conf daemon-and-dropins; do
+for case in one-instance three-instances runc-only resources autostart-no allow-from refused-conf daemon-and-dropins; do
     units=$work/units/$case
     mkdir -p "$units"
     DOCKYARD_INSTANCES_DIR=$cases/$case/in DOCKYARD_ARTIFACTS_MANIFEST=$work/none \
         SYSTEMD_LOG_TARGET=console "$root/usr/lib/systemd/system-generators/dockyard-generator" "$units" 2>/dev/null || true
     rm -rf "$root/etc/systemd/system"/*
     cp -a "$units"/. "$root/etc/systemd/system/"
-    names=$(cd "$units" && ls ./*.service | sed 's|^\./||')
+    names=$(cd "$units" && ls ./*.service ./*.slice | sed 's|^\./||')
     # shellcheck disable=SC2086
     out=$(systemd-analyze --man=no --generators=no --root="$root" verify $names dockyard.slice 2>&1) || true
     for name in $names; do checked=$((checked + 1)); done
