@@ -81,8 +81,8 @@ pub struct Usage {
 }
 
 /// Reads the slice's files below `dir`; `None` when there is no such
-/// cgroup (systemd removes a slice with its last unit: the instance is
-/// not running).
+/// cgroup (the slice is not active: the instance has not run since boot,
+/// or the slice was stopped).
 pub fn read(dir: &Path) -> Option<Usage> {
     if !dir.is_dir() {
         return None;
