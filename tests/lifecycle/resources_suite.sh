@@ -92,7 +92,8 @@ t01_placement() {
     write_conf rf 'Runtime=runc'
     lc_exec dockyard check >/dev/null || lc_fail "dockyard check refuses the confs: $(lc_exec dockyard check 2>&1)"
     lc_exec systemctl daemon-reload
-    lc_exec systemctl start rl_docker.service rf_docker.service
+    lc_exec timeout 180 systemctl start rl_docker.service rf_docker.service ||
+        lc_fail "rl and rf do not start: $(unit_state rl_docker.service; unit_state rf_docker.service)"
     wait_active rl_docker.service 120
     wait_active rf_docker.service 120
     local p unit cg
