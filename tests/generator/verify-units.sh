@@ -47,7 +47,7 @@ for case in one-instance three-instances runc-only resources autostart-no allow-
         SYSTEMD_LOG_TARGET=console "$root/usr/lib/systemd/system-generators/dockyard-generator" "$units" 2>/dev/null || true
     rm -rf "$root/etc/systemd/system"/*
     cp -a "$units"/. "$root/etc/systemd/system/"
-    names=$(cd "$units" && ls ./*.service ./*.slice | sed 's|^\./||')
+    names=$(cd "$units" && ls | grep -E '\.(service|slice)$')
     # shellcheck disable=SC2086
     out=$(systemd-analyze --man=no --generators=no --root="$root" verify $names dockyard.slice 2>&1) || true
     for name in $names; do checked=$((checked + 1)); done
