@@ -151,7 +151,8 @@ t02_status_live() {
     text=$(dy status rl)
     local quota='[^;]+'
     has_controllers cpu && quota=$CPU_QUOTA%
-    grep -qE "; memory [^;]+/[^;]+; cpu [0-9.]+s/$quota; tasks [^;]+/[^;]+;" <<<"$text" || lc_fail "no resources on the status line: $text"
+    # The table's RESOURCES column.
+    grep -qE "^rl .* memory [^;]+/[^;]+; cpu [0-9.]+s/$quota; tasks [^ ]+/[^ ]+ " <<<"$text" || lc_fail "no resources in rl's status row: $text"
     echo "$text"
 }
 
