@@ -7,6 +7,7 @@
 #   sudo make lifecycle       the lifecycle suite alone (booted systemd, real dockerd)
 #   sudo make lifecycle-cli   the dockyard CLI's lifecycle tests (status, verify, destroy)
 #   sudo make lifecycle-density  many instances: new, concurrent start, reboot (DENSITY_N=10)
+#   sudo make lifecycle-sid   both again on Debian sid's Docker 28.5.2
 
 PREFIX      ?= /usr
 SYSCONFDIR  ?= /etc
@@ -37,7 +38,7 @@ MAN8          = man/dockyard-generator.8 man/dockyard-helper.8 man/dockyard.8
 export DOCKYARD_LIBEXEC_DIR = $(LIBEXECDIR)
 export DOCKYARD_DATA_DIR = $(DATADIR)
 
-.PHONY: all build check test lint man-check verify-units lifecycle lifecycle-cli lifecycle-isolation lifecycle-resources lifecycle-package lifecycle-density install uninstall bench clean quickstart
+.PHONY: all build check test lint man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-resources lifecycle-package lifecycle-density install uninstall bench clean quickstart
 
 all: build
 
@@ -73,6 +74,16 @@ lifecycle: build
 lifecycle-cli: build
 	LC_INSTALL_NO_BUILD=1 bash tests/lifecycle/cli_suite.sh
 
+# Issue 12: the runtime and CLI suites again on Debian sid's engine (Docker
+# 28.5.2, containerd 2.1, runc 1.3, the real Compose v2 plugin), beside the
+# 20.10 of the targets above. The upgrade test stays on bookworm: it is about
+# Dockyard's package, not the engine. Reuses the .deb suite.sh built when
+# there is one.
+lifecycle-sid: build
+	LC_SUITE=sid LC_DEB="$$(ls -t $(or $(CARGO_TARGET_DIR),target)/debian/dockyard_*.deb 2>/dev/null | head -n1)" \
+		bash tests/lifecycle/suite.sh
+	LC_SUITE=sid LC_INSTALL_NO_BUILD=1 bash tests/lifecycle/cli_suite.sh
+
 # Issue 9's isolation tests (instances against each other, the outside and the
 # host's own Docker and containerd) in the same booted host; installs the .deb
 # built from this checkout, as suite.sh does.
@@ -94,7 +105,7 @@ lifecycle-package: build
 lifecycle-density: build
 	bash tests/lifecycle/density_suite.sh
 
-check: lint test man-check verify-units lifecycle lifecycle-cli lifecycle-isolation lifecycle-resources packages ansible-test lifecycle-package lifecycle-density
+check: lint test man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-resources packages ansible-test lifecycle-package lifecycle-density
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \

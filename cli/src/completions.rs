@@ -4,7 +4,7 @@
 //!
 //! Instance names cannot be in a generated script: they are whatever the
 //! host has when the admin presses Tab. Each script gets a small hook
-//! that, for the NAME of `status`, `verify` and `destroy`, asks
+//! that, for the NAME of `status`, `verify`, `destroy` and `env`, asks
 //! `dockyard instance-names` (hidden; the instances `status` would list)
 //! and leaves every other word to clap's completion.
 
@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 /// The subcommands whose positional NAME is an existing instance.
-pub const NAME_SUBCOMMANDS: &[&str] = &["status", "verify", "destroy"];
+pub const NAME_SUBCOMMANDS: &[&str] = &["status", "verify", "destroy", "env"];
 
 pub fn run(args: &Args) -> Result<()> {
     let mut cmd = crate::Cli::command();
@@ -125,7 +125,7 @@ mod tests {
             );
         }
         let zsh = script(clap_complete::Shell::Zsh);
-        // status, verify, destroy: their NAME completes instances.
-        assert_eq!(zsh.matches(":_dockyard_instances'").count(), 3, "{zsh}");
+        // status, verify, destroy, env: their NAME completes instances.
+        assert_eq!(zsh.matches(":_dockyard_instances'").count(), 4, "{zsh}");
     }
 }

@@ -1,11 +1,12 @@
 //! `dockyard`: the admin's command. One subcommand per job, each a variant
 //! of [`Command`] with its own module: install, new, check, import, status,
-//! verify, destroy, completions.
+//! verify, destroy, env, completions.
 
 mod check;
 mod completions;
 mod confwrite;
 mod destroy;
+mod env;
 mod error;
 mod import;
 mod install;
@@ -58,6 +59,9 @@ enum Command {
     /// The known instance names, one a line (for shell completion)
     #[command(hide = true)]
     InstanceNames,
+    /// Print DOCKER_HOST and a PATH with the instance's own docker CLI, for eval
+    #[command(after_help = env::EXIT_CODES_HELP)]
+    Env(env::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Destroy(args) => destroy::run(&args),
         Command::InstanceNames => completions::print_names(),
+        Command::Env(args) => env::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

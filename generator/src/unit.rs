@@ -5,6 +5,7 @@ use crate::escape::{push_exec_arg, specifiers};
 use dockyard_model::contract::network::Network;
 use dockyard_model::contract::prepare::{self, Cleanup};
 use dockyard_model::contract::INSTANCE;
+use dockyard_model::engine;
 use dockyard_model::paths;
 use dockyard_model::Instance;
 
@@ -144,6 +145,12 @@ pub fn prepare_up_args(v: &Values<'_>) -> Vec<String> {
         flag(prepare::CONFIG_FILE),
         v.config_file.clone(),
     ]);
+    // What this engine and runtime store images in (dockyard.conf(5),
+    // IMAGE STORE); the helper keeps a data root's graph driver.
+    if let Some(store) = engine::image_store(v.inst.runtime, &v.inst.docker_version) {
+        args.push(flag(prepare::IMAGE_STORE));
+        args.push(store.as_str().to_string());
+    }
     for opt in &v.inst.daemon_options {
         args.push(flag(prepare::DAEMON_OPTION));
         let mut kv = String::with_capacity(opt.key.len() + opt.json.len() + 1);
@@ -516,9 +523,15 @@ fn sysbox_units(version: &str) -> Vec<UnitFile> {
                 "Dockyard shared sysbox manager",
                 "",
                 &format!(
-                    "# The sysbox user and its /etc/subuid, /etc/subgid ranges, as sysbox's\n\
+                    "# sysbox-mgr asks \"the\" Docker daemon (DOCKER_HOST, else\n\
+                     # /var/run/docker.sock) whether a container was run with --rm and is\n\
+                     # Docker's; with many daemons there is no right one to ask, so it asks\n\
+                     # none and falls back to its own checks (dockyard.conf(5), SYSBOX).\n\
+                     Environment=DOCKER_HOST=unix://{}\n\
+                     # The sysbox user and its /etc/subuid, /etc/subgid ranges, as sysbox's\n\
                      # own package and sysbox-mgr set them up (the watcher reads them).\n\
                      ExecStartPre={} sysbox --subid-user {SYSBOX_SUBID_USER}\n",
+                    paths::SYSBOX_MGR_NO_DOCKER,
                     paths::helper("dockyard-prepare")
                 ),
                 &format!(" --data-root {data}"),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use dockyard_model::contract::prepare::{self, Cleanup};
 use dockyard_model::contract::{self, Values};
+use dockyard_model::engine::{self, ImageStore};
 use dockyard_model::InstanceName;
 
 use crate::args::{self, Opts};
@@ -67,7 +68,11 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
 /// start: on shutdown dockerd then stops the instance's containers, as an
 /// instance stop must, before its bridge and rules go away. dockerd reloads
 /// the setting on SIGHUP; it must be present (false) to be reloaded.
-pub fn daemon_json(options: &[&str]) -> Result<(String, String)> {
+///
+/// `image_store`, when given, becomes `features.containerd-snapshotter`,
+/// unless the admin's `[Daemon] features` already sets that key: an explicit
+/// conf wins (dockyard.conf(5), IMAGE STORE).
+pub fn daemon_json(options: &[&str], image_store: Option<ImageStore>) -> Result<(String, String)> {
     let mut map = serde_json::Map::new();
     for o in options {
         let (k, v) = args::daemon_option(o)?;
@@ -76,6 +81,21 @@ pub fn daemon_json(options: &[&str]) -> Result<(String, String)> {
                 "--daemon-option {k} given more than once"
             )));
         }
+    }
+    if let Some(store) = image_store {
+        let features = map
+            .entry(engine::FEATURES_KEY)
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        let serde_json::Value::Object(features) = features else {
+            return Err(Error::usage(format!(
+                "--daemon-option {}: not a JSON object, so {} cannot be set in it",
+                engine::FEATURES_KEY,
+                engine::SNAPSHOTTER_FEATURE
+            )));
+        };
+        features
+            .entry(engine::SNAPSHOTTER_FEATURE)
+            .or_insert(serde_json::Value::Bool(store.snapshotter_feature()));
     }
     let render = |live_restore: bool| -> Result<String> {
         let mut m = map.clone();
@@ -145,7 +165,9 @@ fn up(opts: &Opts, c: &Cleanup) -> Result<()> {
     let group = args::account_name(prepare::GROUP.name, opts.required(prepare::GROUP)?)?;
     let config = contract::abs_path(prepare::CONFIG_FILE, opts.required(prepare::CONFIG_FILE)?)
         .map_err(args::usage)?;
-    let (json, running_json) = daemon_json(&opts.values(prepare::DAEMON_OPTION))?;
+    let chosen = prepare::image_store(opts).map_err(args::usage)?;
+    let image_store = chosen.map(|c| keep_graph_driver(instance, &root.join("docker"), c));
+    let (json, running_json) = daemon_json(&opts.values(prepare::DAEMON_OPTION), image_store)?;
     let sock = socket_path(root);
     if sock.as_os_str().len() > SUN_PATH_MAX {
         return Err(Error::usage(format!(
@@ -219,6 +241,37 @@ fn up(opts: &Opts, c: &Cleanup) -> Result<()> {
         config.display()
     );
     Ok(())
+}
+
+/// The image store the data root gets: `chosen`, except that a data root
+/// holding graph-driver data keeps its graph driver (its images and
+/// containers are there; moby v29 decides the same way while nothing is
+/// chosen explicitly, `vfs` aside).
+fn keep_graph_driver(instance: &InstanceName, data_root: &Path, chosen: ImageStore) -> ImageStore {
+    if chosen == ImageStore::GraphDriver {
+        return chosen;
+    }
+    match graph_driver_data(data_root) {
+        Some(driver) => {
+            log::info!(
+                "instance {instance}: {} holds {driver} data: keeping the graph driver, not the \
+                 {} image store",
+                data_root.display(),
+                chosen.as_str()
+            );
+            ImageStore::GraphDriver
+        }
+        None => chosen,
+    }
+}
+
+/// The first graph driver whose directory in `data_root` is not empty.
+fn graph_driver_data(data_root: &Path) -> Option<&'static str> {
+    engine::GRAPH_DRIVER_DIRS.iter().copied().find(|d| {
+        std::fs::read_dir(data_root.join(d))
+            .map(|mut entries| entries.next().is_some())
+            .unwrap_or(false)
+    })
 }
 
 fn down(c: &Cleanup) -> Result<()> {
@@ -306,16 +359,71 @@ mod tests {
 
     #[test]
     fn daemon_json_shapes() {
-        let (start, running) = daemon_json(&[]).unwrap();
+        let (start, running) = daemon_json(&[], None).unwrap();
         assert_eq!(start, "{\n  \"live-restore\": true\n}\n");
         assert_eq!(running, "{\n  \"live-restore\": false\n}\n");
-        let (j, _) = daemon_json(&["log-level=\"warn\"", "debug=true", "mtu=1400"]).unwrap();
+        let (j, _) = daemon_json(&["log-level=\"warn\"", "debug=true", "mtu=1400"], None).unwrap();
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"log-level": "warn", "debug": true, "mtu": 1400, "live-restore": true})
         );
-        assert!(daemon_json(&["a=1", "a=2"]).unwrap_err().is_usage());
-        assert!(daemon_json(&["a=nope"]).is_err());
+        assert!(daemon_json(&["a=1", "a=2"], None).unwrap_err().is_usage());
+        assert!(daemon_json(&["a=nope"], None).is_err());
+    }
+
+    #[test]
+    fn image_store_is_a_feature_the_conf_can_override() {
+        let json = |opts: &[&str], store| -> serde_json::Value {
+            serde_json::from_str(&daemon_json(opts, store).unwrap().1).unwrap()
+        };
+        assert_eq!(
+            json(&[], Some(ImageStore::GraphDriver))["features"],
+            serde_json::json!({"containerd-snapshotter": false})
+        );
+        assert_eq!(
+            json(
+                &["features={\"buildkit\": true}"],
+                Some(ImageStore::Containerd)
+            )["features"],
+            serde_json::json!({"buildkit": true, "containerd-snapshotter": true})
+        );
+        // The admin's explicit choice wins.
+        assert_eq!(
+            json(
+                &["features={\"containerd-snapshotter\": true}"],
+                Some(ImageStore::GraphDriver)
+            )["features"],
+            serde_json::json!({"containerd-snapshotter": true})
+        );
+        assert!(json(&[], None).get("features").is_none());
+        assert!(daemon_json(&["features=[1]"], Some(ImageStore::Containerd))
+            .unwrap_err()
+            .is_usage());
+    }
+
+    #[test]
+    fn a_data_root_with_graph_driver_data_keeps_it() {
+        let dir = std::env::temp_dir().join(format!("dockyard-prior-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("overlay2")).unwrap();
+        let name = InstanceName::parse("dy1").unwrap();
+        // Fresh (an empty driver directory is no data): the choice stands.
+        assert_eq!(
+            keep_graph_driver(&name, &dir, ImageStore::Containerd),
+            ImageStore::Containerd
+        );
+        std::fs::create_dir(dir.join("vfs")).unwrap();
+        std::fs::write(dir.join("vfs").join("x"), "").unwrap();
+        assert_eq!(graph_driver_data(&dir), Some("vfs"));
+        assert_eq!(
+            keep_graph_driver(&name, &dir, ImageStore::Containerd),
+            ImageStore::GraphDriver
+        );
+        assert_eq!(
+            keep_graph_driver(&name, &dir.join("absent"), ImageStore::Containerd),
+            ImageStore::Containerd
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -306,6 +306,9 @@ pub mod prepare {
     pub const EXEC_ROOT: Opt = once("exec-root");
     pub const CONFIG_FILE: Opt = once("config-file");
     pub const DAEMON_OPTION: Opt = many("daemon-option");
+    /// The image store the generator chose (`crate::engine::image_store`);
+    /// absent for engines that have no choice.
+    pub const IMAGE_STORE: Opt = once("image-store");
 
     pub const OPTIONS: &[Opt] = &[
         INSTANCE,
@@ -315,7 +318,22 @@ pub mod prepare {
         EXEC_ROOT,
         CONFIG_FILE,
         DAEMON_OPTION,
+        IMAGE_STORE,
     ];
+
+    /// `--image-store`, when given.
+    pub fn image_store(from: &dyn Values) -> Result<Option<crate::engine::ImageStore>, BadValue> {
+        from.value(IMAGE_STORE)
+            .map(|v| {
+                crate::engine::ImageStore::parse(v).ok_or_else(|| {
+                    bad(
+                        IMAGE_STORE,
+                        format!("{v:?} is not containerd or graphdriver"),
+                    )
+                })
+            })
+            .transpose()
+    }
 
     /// The record `up` leaves for `down` and for `status` / `destroy`.
     pub const RECORD: &str = "prepare";

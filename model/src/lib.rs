@@ -9,6 +9,7 @@
 pub mod conflict;
 pub mod contract;
 pub mod diag;
+pub mod engine;
 pub mod firewall;
 pub mod hostconf;
 pub mod ini;

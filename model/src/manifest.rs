@@ -29,6 +29,11 @@ pub struct Manifest {
 pub struct Defaults {
     pub docker: String,
     pub sysbox: String,
+    /// The Compose v2 plugin `dockyard install` lays out beside the Docker
+    /// builds (one per host, like sysbox). Optional: a manifest written
+    /// before Compose was an artifact still loads, and installs none.
+    #[serde(default)]
+    pub compose: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -37,6 +42,9 @@ pub enum Kind {
     Docker,
     DockerRootlessExtras,
     Sysbox,
+    /// The Compose v2 CLI plugin: the release's single `docker-compose`
+    /// binary, not an archive.
+    Compose,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,7 +85,11 @@ impl Manifest {
                 format!("invalid artifacts manifest: {}", e.message()),
             )
         })?;
-        for version in [&manifest.defaults.docker, &manifest.defaults.sysbox] {
+        let defaults = &manifest.defaults;
+        for version in [&defaults.docker, &defaults.sysbox]
+            .into_iter()
+            .chain(defaults.compose.as_ref())
+        {
             check_version(version).map_err(|e| {
                 Diagnostic::error(source, None, format!("invalid default version: {e}"))
             })?;
@@ -144,6 +156,7 @@ pub fn kind_name(kind: Kind) -> &'static str {
         Kind::Docker => "docker",
         Kind::DockerRootlessExtras => "docker-rootless-extras",
         Kind::Sysbox => "sysbox",
+        Kind::Compose => "compose",
     }
 }
 
@@ -179,7 +192,21 @@ mod tests {
         assert_eq!(m.defaults.docker, "29.2.1");
         assert_eq!(m.defaults.sysbox, "0.6.7");
         assert!(m.has_docker("29.2.1"));
-        assert_eq!(m.artifacts.len(), 6);
+        assert_eq!(m.defaults.compose.as_deref(), Some("2.40.3"));
+        assert_eq!(m.artifacts.len(), 8);
+        assert!(m
+            .artifacts
+            .iter()
+            .any(|a| a.kind == Kind::Compose && a.version == "2.40.3" && a.arch == "aarch64"));
+    }
+
+    #[test]
+    fn compose_is_optional_and_checked() {
+        let head = "[defaults]\ndocker = \"1.0\"\nsysbox = \"1.0\"\n";
+        let m = Manifest::parse(head, Path::new("m")).expect("no compose");
+        assert_eq!(m.defaults.compose, None);
+        let bad = Manifest::parse(&format!("{head}compose = \"../x\"\n"), Path::new("m"));
+        assert!(bad.unwrap_err().message.contains("invalid default version"));
     }
 
     #[test]

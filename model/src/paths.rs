@@ -85,6 +85,11 @@ pub const ARTIFACTS_DIR: &str = "/var/lib/dockyard/artifacts";
 /// refuses tmpfs, so it lives on persistent storage.
 pub const SYSBOX_DATA_DIR: &str = "/var/lib/dockyard-sysbox";
 
+/// What sysbox-mgr's `DOCKER_HOST` points at: a socket that never exists,
+/// so its questions to Docker fail at once instead of reaching the host's
+/// own Docker (the generated sysbox-mgr unit, dockyard.conf(5) SYSBOX).
+pub const SYSBOX_MGR_NO_DOCKER: &str = "/run/dockyard/sysbox-mgr-asks-no-docker.sock";
+
 /// Helpers called from the generated units. `make install PREFIX=…` builds
 /// with DOCKYARD_LIBEXEC_DIR set so units point where the helpers went.
 pub const LIBEXEC_DIR: &str = match option_env!("DOCKYARD_LIBEXEC_DIR") {
@@ -98,6 +103,12 @@ pub fn docker_bin_dir(version: &str) -> String {
 
 pub fn sysbox_bin_dir(version: &str) -> String {
     format!("{ARTIFACTS_DIR}/sysbox/{version}/bin")
+}
+
+/// The Compose v2 plugin of one version: `docker-compose` alone in it, so
+/// the directory can also be a CLI's `cliPluginsExtraDirs` entry.
+pub fn compose_bin_dir(version: &str) -> String {
+    format!("{ARTIFACTS_DIR}/compose/{version}/bin")
 }
 
 pub fn helper(name: &str) -> String {

@@ -156,11 +156,15 @@ serve_artifacts() {
     local sysbox_deb
     sysbox_deb=sysbox-ce_$SYSBOX_VERSION-0.linux_$(dpkg --print-architecture).deb
     dpkg-deb --root-owner-group -Zxz --build "$stage/sysbox" "$dir/$sysbox_deb" >/dev/null
+    # Compose v2, released as one bare binary: the suite's own (sid's docker-compose
+    # package is the real plugin), else the test double (bookworm has only Compose 1).
+    compose_artifact "$dir" || return 1
     cat >"$LC_WORK/artifacts.toml" <<TOML
 # Written by tests/lifecycle/instance_lib.sh: the fixture mirror's artifacts.
 [defaults]
 docker = "$v"
 sysbox = "$SYSBOX_VERSION"
+compose = "$COMPOSE_VERSION"
 
 [[artifact]]
 kind = "docker"
@@ -175,6 +179,13 @@ version = "$SYSBOX_VERSION"
 arch = "$arch"
 url = "$MIRROR/$sysbox_deb"
 sha256 = "$(sha256sum "$dir/$sysbox_deb" | cut -d' ' -f1)"
+
+[[artifact]]
+kind = "compose"
+version = "$COMPOSE_VERSION"
+arch = "$arch"
+url = "$MIRROR/docker-compose-linux-$arch"
+sha256 = "$(sha256sum "$dir/docker-compose-linux-$arch" | cut -d' ' -f1)"
 TOML
     # Bound to the upstream address only; ended with the namespace by lc_cleanup.
     ip netns exec "$LC_NETNS" setsid python3 -m http.server 8081 --bind 192.0.2.1 --directory "$dir" \
@@ -185,6 +196,27 @@ TOML
         ((SECONDS < deadline)) || { lc_die "the fixture mirror did not start: $(tail -n 3 "$LC_WORK/logs/mirror.log")"; return 1; }
         sleep 0.2
     done
+}
+
+# compose_artifact DIR: DIR/docker-compose-linux-ARCH, as Compose releases it; sets
+# COMPOSE_VERSION and COMPOSE_REAL (1: the real plugin, 0: the test double).
+compose_artifact() {
+    local dir=$1 arch real=$LC_ROOTFS/usr/libexec/docker/cli-plugins/docker-compose pkg
+    arch=$(uname -m)
+    if [[ -f $real ]]; then
+        pkg=$(dpkg-query --admindir="$LC_ROOTFS/var/lib/dpkg" -W -f '${Version}' docker-compose) ||
+            { lc_die "docker-compose is in the rootfs but dpkg does not know its version"; return 1; }
+        COMPOSE_VERSION=${pkg%%-*}   # 2.40.3-3 -> 2.40.3
+        COMPOSE_VERSION=${COMPOSE_VERSION#*:}
+        COMPOSE_REAL=1
+        cp "$real" "$dir/docker-compose-linux-$arch"
+    else
+        COMPOSE_VERSION=$(cargo metadata -q --no-deps --format-version 1 --manifest-path "$REPO/Cargo.toml" |
+            python3 -c 'import json,sys; print([p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "dockyard-test-doubles"][0])')
+        COMPOSE_REAL=0
+        install -m 0755 "${CARGO_TARGET_DIR:-$REPO/target}/release/docker-compose-double" "$dir/docker-compose-linux-$arch"
+    fi
+    export COMPOSE_VERSION COMPOSE_REAL
 }
 
 install_artifacts() {

@@ -32,7 +32,15 @@
 : "${LC_TMPFS_SIZE:=12g}"
 
 # Packages inside the rootfs. Changing this list (or LC_ROOTFS_RECIPE) changes the cache key.
+# The engine under test is the suite's docker.io: bookworm 20.10.24 (CLI included), sid
+# 28.5.2 (containerd 2.1, runc 1.3; its CLI is the separate docker-cli package, and
+# docker-compose is Compose v2, the plugin the Compose tests run). See README.md.
 LC_PACKAGES=(systemd systemd-sysv dbus iptables iproute2 docker.io procps util-linux passwd login tar)
+case $LC_SUITE in
+    bookworm) ;;
+    sid | unstable) LC_PACKAGES+=(docker-cli docker-compose) ;;
+    *) printf 'lifecycle: warning: LC_SUITE=%s is not one the suites are run on (bookworm, sid)\n' "$LC_SUITE" >&2 ;;
+esac
 # Bump when the customisation below changes, so stale caches are not reused.
 LC_ROOTFS_RECIPE=3
 # Host tools (Debian package names) the library needs.

@@ -115,6 +115,7 @@ pub fn select(loaded: &Loaded, store_kind: Kind, version: &str, arch: &str) -> R
     let m = &loaded.manifest;
     let kinds: &[Kind] = match store_kind {
         Kind::Docker => &[Kind::Docker, Kind::DockerRootlessExtras],
+        Kind::Compose => &[Kind::Compose],
         _ => &[Kind::Sysbox],
     };
     let mut sources = Vec::new();

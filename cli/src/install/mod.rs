@@ -15,7 +15,7 @@
 //! | `tls` | the CA roots HTTPS trusts: built-in and the system store |
 //! | `verify` | sha256 while copying, mismatch messages |
 //! | `progress` | progress bar or plain lines |
-//! | `tar_take`, `unpack_tgz`, `unpack_deb` | safe extraction of only the needed binaries |
+//! | `tar_take`, `unpack_tgz`, `unpack_deb`, `unpack_plain` | safe extraction of only the needed binaries (the Compose plugin is a bare binary) |
 //! | `store` | staging, atomic rename, records, list, remove |
 //! | `lock` | one store-changing command at a time |
 //! | `pins` | which instances use which version |
@@ -30,6 +30,7 @@ mod store;
 mod tar_take;
 mod tls;
 mod unpack_deb;
+mod unpack_plain;
 mod unpack_tgz;
 mod verify;
 
@@ -43,11 +44,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use store::{Record, RecordedArtifact, State, Store};
 
-const INSTALL_FLAGS: [&str; 11] = [
+const INSTALL_FLAGS: [&str; 13] = [
     "version",
     "docker",
     "sysbox",
     "no_sysbox",
+    "compose",
+    "no_compose",
     "no_docker",
     "from",
     "connect_timeout",
@@ -60,11 +63,13 @@ const INSTALL_FLAGS: [&str; 11] = [
 /// `dockyard install --help`'s description (set on the subcommand in
 /// main.rs, whose doc comment would otherwise replace it).
 pub const LONG_ABOUT: &str =
-    "Fetches the Docker static build and the sysbox package pinned in the artifacts \
-manifest, checks their sha256, and lays the binaries out in the versioned store \
-(STORE/docker/VERSION/bin, STORE/sysbox/VERSION/bin) where the generated units run them. \
-Without arguments: the manifest's default Docker and sysbox versions. Installing what is \
-already installed and verified does no network I/O.\n\n\
+    "Fetches the Docker static build, the sysbox package and the Compose v2 plugin pinned \
+in the artifacts manifest, checks their sha256, and lays the binaries out in the versioned \
+store (STORE/docker/VERSION/bin, STORE/sysbox/VERSION/bin, STORE/compose/VERSION/bin) where \
+the generated units run them and `dockyard env NAME` points users' shells. \
+Without arguments: the manifest's default Docker, sysbox and Compose versions (Compose only \
+when the manifest names a default). Installing what is already installed and verified does \
+no network I/O.\n\n\
 The manifest is /etc/dockyard/artifacts.toml when it exists, else the one built into \
 dockyard; its `mirror` replaces scheme and host of every URL.\n\n\
 Downloads have no overall deadline: one that keeps making progress runs to its end. It gives \
@@ -99,9 +104,17 @@ pub struct Args {
     #[arg(long)]
     pub no_sysbox: bool,
 
-    /// Do not install Docker (only sysbox)
+    /// Do not install Docker (only sysbox and Compose)
     #[arg(long, conflicts_with_all = ["version", "docker"])]
     pub no_docker: bool,
+
+    /// Compose v2 plugin version to install [default: the manifest's default, if any]
+    #[arg(long, value_name = "VERSION", conflicts_with = "no_compose")]
+    pub compose: Option<String>,
+
+    /// Do not install the Compose plugin
+    #[arg(long)]
+    pub no_compose: bool,
 
     /// Install from files in DIR (named as in the manifest's URLs) instead of downloading
     #[arg(long, value_name = "DIR")]
@@ -194,6 +207,16 @@ fn install(args: &Args, store: &Store, loaded: &Loaded) -> Result<()> {
             version,
             &arch,
         )?);
+    }
+    if !args.no_compose {
+        if let Some(version) = args.compose.as_deref().or(defaults.compose.as_deref()) {
+            selections.push(manifest_select::select(
+                loaded,
+                Kind::Compose,
+                version,
+                &arch,
+            )?);
+        }
     }
     let origin = match &args.from {
         Some(dir) => Origin::Dir(dir.clone()),
@@ -306,6 +329,9 @@ fn install_one(store: &Store, origin: &Origin, sel: &Selection, manifest: &Path)
         }
         let taken = match source.kind {
             Kind::Sysbox => unpack_deb::unpack(&download, &staging.bin)?,
+            Kind::Compose => {
+                unpack_plain::unpack(&download, &staging.bin, unpack_plain::COMPOSE_BINARY)?
+            }
             k => unpack_tgz::unpack(k, &download, &staging.bin)?,
         };
         // Free the space before the next artifact (disk-full hosts).
@@ -411,10 +437,11 @@ fn row(
     defaults: &dockyard_model::manifest::Defaults,
 ) -> [String; 4] {
     let default = match kind {
-        Kind::Sysbox => &defaults.sysbox,
-        _ => &defaults.docker,
+        Kind::Sysbox => Some(&defaults.sysbox),
+        Kind::Compose => defaults.compose.as_ref(),
+        _ => Some(&defaults.docker),
     };
-    let version = if version == default {
+    let version = if Some(&version.to_string()) == default {
         format!("{version} (default)")
     } else {
         version.to_string()
@@ -432,11 +459,13 @@ fn remove(store: &Store, loaded: &Loaded, spec: &str) -> Result<()> {
     let (kinds, version): (Vec<Kind>, &str) = match spec.split_once('/') {
         Some(("docker", v)) => (vec![Kind::Docker], v),
         Some(("sysbox", v)) => (vec![Kind::Sysbox], v),
+        Some(("compose", v)) => (vec![Kind::Compose], v),
         Some((k, _)) => {
             return Err(Failure::new(
                 Exit::Usage,
                 format!(
-                    "--remove {spec}: unknown kind {k:?}; use docker/VERSION or sysbox/VERSION"
+                    "--remove {spec}: unknown kind {k:?}; use docker/VERSION, sysbox/VERSION or \
+                     compose/VERSION"
                 ),
             ))
         }
@@ -467,11 +496,18 @@ fn remove(store: &Store, loaded: &Loaded, spec: &str) -> Result<()> {
                 store.root.display()
             )))
         }
-        _ => {
+        several => {
+            let which: Vec<String> = several
+                .iter()
+                .map(|k| format!("--remove {}/{version}", kind_name(*k)))
+                .collect();
             return Err(Failure::new(
                 Exit::Usage,
-                format!("both docker {version} and sysbox {version} are installed; say which: --remove docker/{version} or --remove sysbox/{version}"),
-            ))
+                format!(
+                    "{version} is installed as more than one kind; say which: {}",
+                    which.join(" or ")
+                ),
+            ));
         }
     };
     let pins = pins::load(&loaded.manifest);

@@ -21,11 +21,13 @@ pub struct Pins {
 }
 
 impl Pins {
+    /// The instances that run `kind` at `version`. No instance runs the
+    /// Compose plugin (users' shells do), so it is never pinned.
     pub fn users(&self, kind: Kind, version: &str) -> &[String] {
-        let map = if kind == Kind::Sysbox {
-            &self.sysbox
-        } else {
-            &self.docker
+        let map = match kind {
+            Kind::Sysbox => &self.sysbox,
+            Kind::Compose => return &[],
+            Kind::Docker | Kind::DockerRootlessExtras => &self.docker,
         };
         map.get(version).map(Vec::as_slice).unwrap_or(&[])
     }

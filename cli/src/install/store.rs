@@ -1,4 +1,4 @@
-//! The versioned store: `STORE/{docker,sysbox}/VERSION/bin/`, one
+//! The versioned store: `STORE/{docker,sysbox,compose}/VERSION/bin/`, one
 //! directory per version, shared by every instance that pins it.
 //!
 //! A version is built in `STORE/.staging/` (same filesystem, so the final
@@ -25,7 +25,7 @@ pub const STAGING_DIR: &str = ".staging";
 /// Inside `.staging`: downloads in progress, `SHA256.part`, kept across runs
 /// so that an interrupted download resumes.
 pub const PARTIAL_DIR: &str = "partial";
-pub const STORE_KINDS: [Kind; 2] = [Kind::Docker, Kind::Sysbox];
+pub const STORE_KINDS: [Kind; 3] = [Kind::Docker, Kind::Sysbox, Kind::Compose];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

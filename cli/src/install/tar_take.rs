@@ -139,8 +139,9 @@ pub fn take<R: Read>(
 }
 
 /// Writes one binary, 0755, never through an existing file or link, and
-/// flushed to disk before the version directory is renamed into place.
-fn write_executable(from: &mut dyn Read, dest: &Path) -> io::Result<Copied> {
+/// flushed to disk before the version directory is renamed into place
+/// (also the Compose plugin, which is released as a bare binary).
+pub fn write_executable(from: &mut dyn Read, dest: &Path) -> io::Result<Copied> {
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
