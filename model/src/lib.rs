@@ -12,6 +12,7 @@ pub mod diag;
 pub mod firewall;
 pub mod hostconf;
 pub mod ini;
+pub mod installed;
 pub mod instance;
 pub mod load;
 pub mod manifest;

@@ -75,6 +75,12 @@ pub const ARTIFACTS_DIR: &str = "/var/lib/dockyard/artifacts";
 /// refuses tmpfs, so it lives on persistent storage.
 pub const SYSBOX_DATA_DIR: &str = "/var/lib/dockyard-sysbox";
 
+/// Where sysbox-mgr and sysbox-fs listen: fixed by sysbox, one pair per
+/// host. An instance with Runtime=sysbox-runc starts only while both
+/// answer (`dockyard-prepare installed`).
+pub const SYSBOX_MGR_SOCKET: &str = "/run/sysbox/sysmgr.sock";
+pub const SYSBOX_FS_SOCKET: &str = "/run/sysbox/sysfs.sock";
+
 /// Helpers called from the generated units. `make install PREFIX=…` builds
 /// with DOCKYARD_LIBEXEC_DIR set so units point where the helpers went.
 pub const LIBEXEC_DIR: &str = match option_env!("DOCKYARD_LIBEXEC_DIR") {
