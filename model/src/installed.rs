@@ -6,6 +6,8 @@
 //! failed".
 
 use crate::paths;
+/// What a store version's directory name may be (also DockerVersion=).
+pub use crate::value::check_version;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
