@@ -518,6 +518,9 @@ fn check_refuses_sysbox_without_a_manifest_version() {
 fn check_reports_the_host_policy_file_at_its_lines() {
     let env = Env::new();
     write(&env.dir().join("zt1.conf"), GOOD);
+    // What zt1 runs is installed: the only warnings are the policy file's.
+    env.installed("docker", DEFAULT_DOCKER);
+    env.installed("sysbox", DEFAULT_SYSBOX);
     let host = env.host_conf();
     let at = host.display().to_string();
     // Missing: every default, nothing to say.
