@@ -747,6 +747,7 @@ mod tests {
                 "user dy3_docker".into(),
                 "data /var/lib/dockyard/dy3".into(),
             ],
+            not_installed: vec![],
         }
     }
 
