@@ -91,6 +91,13 @@ pub fn run(args: &Args) -> Result<std::process::ExitCode> {
         );
     } else {
         print!("{}", table(&reports));
+        // What an instance needs that is not installed, with its fix, under
+        // the table (one line each: the messages are long).
+        for r in &reports {
+            for m in &r.not_installed {
+                println!("{}: {m}", r.name);
+            }
+        }
     }
     let all_active = reports.iter().all(Report::is_active);
     Ok(if all_active {

@@ -432,7 +432,7 @@ t14_without_sysbox() {
     lc_exec journalctl -q --no-pager -u dn_docker.service | grep 'cannot start' | head -n 1
     out=$(dy status dn 2>&1) || true
     echo "$out"
-    grep -q "^  sysbox $SYSBOX_VERSION is not installed" <<<"$out" || lc_fail "status does not say what is missing: $out"
+    grep -q "^dn: sysbox $SYSBOX_VERSION is not installed" <<<"$out" || lc_fail "status does not say what is missing: $out"
     # The watcher never ran, so it cannot have blamed /etc/subuid.
     out=$(lc_exec journalctl -b --no-pager -u dockyard-sysbox-chown.service 2>&1 || true)
     if grep -q 'subuid' <<<"$out"; then lc_fail "the ownership watcher points at /etc/subuid: $out"; fi
