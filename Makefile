@@ -3,7 +3,8 @@
 #   make check                everything CI runs (see README "Tests")
 #   make install DESTDIR=… PREFIX=/usr
 #   make bench                generator, installer, new, network and sysbox watcher benchmarks (PERFORMANCE.md)
-#   sudo make quickstart      install and start an instance on this host
+#   sudo make quickstart      install and start an instance on this host (offline:
+#                             DOCKYARD_QUICKSTART_FROM=DIR, see packaging/quickstart.sh)
 #   sudo make lifecycle       the lifecycle suite alone (booted systemd, real dockerd)
 #   sudo make lifecycle-cli   the dockyard CLI's lifecycle tests (status, verify, destroy)
 #   sudo make lifecycle-density  many instances: new, concurrent start, reboot (DENSITY_N=10)
@@ -38,7 +39,7 @@ MAN8          = man/dockyard-generator.8 man/dockyard-helper.8 man/dockyard.8
 export DOCKYARD_LIBEXEC_DIR = $(LIBEXECDIR)
 export DOCKYARD_DATA_DIR = $(DATADIR)
 
-.PHONY: all build check test lint man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-resources lifecycle-package lifecycle-density install uninstall bench clean quickstart
+.PHONY: all build check deps test lint man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-resources lifecycle-package lifecycle-density lifecycle-quickstart install uninstall bench clean quickstart
 
 all: build
 
@@ -105,7 +106,17 @@ lifecycle-package: build
 lifecycle-density: build
 	bash tests/lifecycle/density_suite.sh
 
-check: lint test man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-resources packages ansible-test lifecycle-package lifecycle-density
+# Issue 13's quick start end to end: `make quickstart` from a checkout in a booted host
+# without internet, from the .deb built from this checkout and the distribution's
+# Docker packages (fetched here with apt-get download, cached).
+lifecycle-quickstart: build
+	bash tests/lifecycle/quickstart_suite.sh
+
+# What `make check` needs from the distribution, those missing only.
+deps:
+	packaging/install-deps.sh
+
+check: deps lint test man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-resources packages ansible-test lifecycle-package lifecycle-density lifecycle-quickstart
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \

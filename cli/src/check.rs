@@ -12,15 +12,16 @@ use dockyard_generator::{output, unit};
 use dockyard_model::conflict::{self, Standing};
 use dockyard_model::instance::VersionDefaults;
 use dockyard_model::load::{load_dir, load_one, LoadOptions};
-use dockyard_model::{hostconf, paths};
+use dockyard_model::{hostconf, installed, paths};
 use dockyard_model::{Diagnostic, Instance};
 use dockyard_netlink::Crossing;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  no errors (warnings do not fail)
+  0  no errors (warnings do not fail: a Docker or sysbox version an instance needs
+     and the store lacks is a warning, with the `dockyard install` that fixes it)
   1  at least one error: a conf would get no unit, the directory or manifest is unusable,
      or the host's policy file /etc/dockyard/dockyard.conf has an error
   2  usage error";
@@ -202,6 +203,35 @@ pub fn route_warnings(
     out
 }
 
+/// Warnings for what the checked instances run that the store lacks: the
+/// conf is valid (its unit is generated), but the unit would fail, so the
+/// admin hears it here with the command that installs it.
+pub fn not_installed(settings: &Settings, files: &[PathBuf], store: &Path) -> Vec<Diagnostic> {
+    let (defaults, sysbox_version, _) = version_defaults(&settings.manifest_override);
+    let instances: Vec<Instance> = if files.is_empty() {
+        load_dir(&LoadOptions {
+            dir: &settings.instances_dir,
+            defaults: &defaults,
+            sys_class_net: &settings.sys_class_net,
+        })
+        .instances
+    } else {
+        files
+            .iter()
+            .filter_map(|f| load_one(f, &defaults).0)
+            .collect()
+    };
+    let sysbox = sysbox_version.ok();
+    instances
+        .iter()
+        .flat_map(|i| {
+            installed::missing_for(store, i, sysbox.as_deref())
+                .into_iter()
+                .map(|m| Diagnostic::warning(&i.conf, None, format!("instance {}: {m}", i.name)))
+        })
+        .collect()
+}
+
 pub fn run(args: &Args) -> Result<()> {
     let settings = Settings::from_env();
     let mut report = check(&settings, &args.files);
@@ -210,6 +240,9 @@ pub fn run(args: &Args) -> Result<()> {
         dockyard_netlink::crossing::live_crossings,
     );
     report.diagnostics.extend(routes);
+    report
+        .diagnostics
+        .extend(not_installed(&settings, &args.files, &installed::store()));
     for d in &report.diagnostics {
         eprintln!("{d}");
     }

@@ -7,7 +7,7 @@ use crate::error::{Exit, Failure, Result};
 use crate::probe::cgroup::{self, Usage};
 use crate::probe::host::{self, Known, Unknown};
 use crate::probe::http::{self, HttpError};
-use dockyard_model::{paths, InstanceName};
+use dockyard_model::{installed, paths, InstanceName};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
@@ -92,6 +92,13 @@ pub fn run(args: &Args) -> Result<std::process::ExitCode> {
         );
     } else {
         print!("{}", table(&reports));
+        // What an instance needs that is not installed, with its fix, under
+        // the table (one line each: the messages are long).
+        for r in &reports {
+            for m in &r.not_installed {
+                println!("{}: {m}", r.name);
+            }
+        }
     }
     let all_active = reports.iter().all(Report::is_active);
     Ok(if all_active {
@@ -174,6 +181,10 @@ pub struct Report {
     #[serde(flatten)]
     pub containers: Containers,
     pub docker: Option<DockerReport>,
+    /// What the instance runs that the store lacks, each with the command
+    /// that installs it (the unit's own first step fails with the same).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_installed: Vec<String>,
     /// Of an instance with no conf and no bridge (removed and stopped):
     /// what is still on the host, for `dockyard destroy NAME` to remove.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -539,6 +550,7 @@ pub fn report(
             installed: host::docker_installed(&i.docker_version),
         }),
         left_behind,
+        not_installed: k.instance.as_ref().map_or_else(Vec::new, not_installed),
         resources: Some(resources(name)),
     }
 }
@@ -551,6 +563,14 @@ fn resources(name: &InstanceName) -> ResourcesReport {
         cgroup,
         usage,
     }
+}
+
+fn not_installed(i: &dockyard_model::Instance) -> Vec<String> {
+    let (_, sysbox, _) = dockyard_generator::run::version_defaults(&paths::manifest_override());
+    installed::missing_for(&installed::store(), i, sysbox.ok().as_deref())
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// Running containers, from `GET /containers/json` on the socket.
@@ -671,6 +691,9 @@ impl fmt::Display for Report {
         if let Some(e) = &self.conf_error {
             write!(f, "; conf invalid: {e}")?;
         }
+        for m in &self.not_installed {
+            write!(f, "\n  {m}")?;
+        }
         Ok(())
     }
 }
@@ -725,6 +748,7 @@ mod tests {
             }),
             left_behind: vec![],
             resources: None,
+            not_installed: vec![],
         }
     }
 
@@ -752,6 +776,7 @@ mod tests {
             docker: None,
             left_behind: vec![],
             resources: None,
+            not_installed: vec![],
         }
     }
 
@@ -784,6 +809,7 @@ mod tests {
                 "data /var/lib/dockyard/dy3".into(),
             ],
             resources: None,
+            not_installed: vec![],
         }
     }
 
@@ -825,6 +851,30 @@ mod tests {
         assert!(running().is_active());
         assert!(!removed().is_active());
         assert!(!unreadable().is_active());
+    }
+
+    #[test]
+    fn what_is_not_installed_follows_the_line_with_its_fix() {
+        let mut r = running();
+        r.not_installed = vec![
+            "sysbox 0.6.7 is not installed (/s/sysbox-runc is missing), and \
+            Runtime=sysbox-runc (the default) needs it: run `dockyard install --no-docker --sysbox \
+            0.6.7`, or set Runtime=runc in the conf"
+                .into(),
+        ];
+        let text = r.to_string();
+        let mut lines = text.lines();
+        assert!(lines.next().is_some_and(|l| l.starts_with("dy1: unit ")));
+        assert_eq!(
+            lines.next(),
+            Some(format!("  {}", r.not_installed[0]).as_str())
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["not_installed"][0], r.not_installed[0].as_str());
+        assert!(serde_json::to_value(running())
+            .unwrap()
+            .get("not_installed")
+            .is_none());
     }
 
     #[test]

@@ -724,6 +724,12 @@ fn list_shows_versions_and_their_instances() {
         lines.contains(&vec!["docker", "98.0.0", "MISSING", "dy3"]),
         "{run}"
     );
+    assert!(
+        run.stdout.lines().last().is_some_and(|l| l
+            == "MISSING versions are pinned by the instances listed and not installed: run \
+                `dockyard install 98.0.0`"),
+        "{run}"
+    );
 }
 
 #[test]

@@ -45,13 +45,37 @@ impl Env {
                 "DOCKYARD_ARTIFACTS_MANIFEST",
                 self.tmp.path().join("no-override.toml"),
             )
-            .env("DOCKYARD_HOST_CONF", self.host_conf());
+            .env("DOCKYARD_HOST_CONF", self.host_conf())
+            .env("DOCKYARD_ARTIFACTS_DIR", self.tmp.path().join("store"));
         c
     }
 
     /// The host's policy file; absent unless a test writes it.
     fn host_conf(&self) -> PathBuf {
         self.tmp.path().join("dockyard.conf")
+    }
+
+    /// Puts executables named as `version`'s needed binaries into the
+    /// test's store (`kind` docker or sysbox).
+    fn installed(&self, kind: &str, version: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = self
+            .tmp
+            .path()
+            .join("store")
+            .join(kind)
+            .join(version)
+            .join("bin");
+        std::fs::create_dir_all(&bin).expect("store");
+        let names: &[&str] = match kind {
+            "docker" => &dockyard_model::installed::DOCKER_NEEDS,
+            _ => &dockyard_model::installed::SYSBOX_NEEDS,
+        };
+        for n in names {
+            let p = bin.join(n);
+            std::fs::write(&p, "#!/bin/sh\n").expect("binary");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -494,6 +518,9 @@ fn check_refuses_sysbox_without_a_manifest_version() {
 fn check_reports_the_host_policy_file_at_its_lines() {
     let env = Env::new();
     write(&env.dir().join("zt1.conf"), GOOD);
+    // What zt1 runs is installed: the only warnings are the policy file's.
+    env.installed("docker", DEFAULT_DOCKER);
+    env.installed("sysbox", DEFAULT_SYSBOX);
     let host = env.host_conf();
     let at = host.display().to_string();
     // Missing: every default, nothing to say.
@@ -777,6 +804,8 @@ fn path_with(bin: &Path) -> String {
 #[test]
 fn new_start_reloads_starts_and_prints_docker_host() {
     let env = Env::new();
+    env.installed("docker", DEFAULT_DOCKER);
+    env.installed("sysbox", DEFAULT_SYSBOX);
     let (bin, log) = fake_systemctl(&env, 0);
     let root = env.root("zt1");
     let o = env
@@ -798,6 +827,8 @@ fn new_start_reloads_starts_and_prints_docker_host() {
 
     // A failing start: exit 1, naming the unit; the conf stays for a retry.
     let env = Env::new();
+    env.installed("docker", DEFAULT_DOCKER);
+    env.installed("sysbox", DEFAULT_SYSBOX);
     let (bin, _) = fake_systemctl(&env, 3);
     let o = env
         .cmd()
@@ -807,6 +838,99 @@ fn new_start_reloads_starts_and_prints_docker_host() {
         .expect("run");
     expect(&o, 1, "systemctl daemon-reload failed");
     assert!(env.dir().join("zt2.conf").exists());
+}
+
+/// The built-in manifest's defaults (conf/artifacts.toml).
+const DEFAULT_DOCKER: &str = "29.2.1";
+const DEFAULT_SYSBOX: &str = "0.6.7";
+
+/// Issue 13: `new --start` with the default runtime and no sysbox refuses
+/// before writing or starting anything, naming both fixes; without
+/// --start the conf is written with a note; --runtime runc starts.
+#[test]
+fn new_start_without_sysbox_refuses_with_the_fix() {
+    let env = Env::new();
+    env.installed("docker", DEFAULT_DOCKER);
+    let (bin, log) = fake_systemctl(&env, 0);
+    let o = env
+        .cmd()
+        .env("PATH", path_with(&bin))
+        .args(["new", "zt3", "--root", &env.root("zt3"), "--start"])
+        .output()
+        .expect("run");
+    let sysbox_runc = env.tmp.path().join("store/sysbox/0.6.7/bin/sysbox-runc");
+    expect(
+        &o,
+        6,
+        &format!(
+            "dockyard: error: refusing to create and start instance zt3: sysbox 0.6.7 is not installed \
+             ({} is missing), and Runtime=sysbox-runc (the default) needs it: run `dockyard \
+             install --no-docker --sysbox 0.6.7` first, or give --runtime runc",
+            sysbox_runc.display()
+        ),
+    );
+    assert!(stderr(&o).contains("nothing was written"), "{}", stderr(&o));
+    assert!(!env.dir().join("zt3.conf").exists());
+    assert!(!log.exists(), "systemctl ran");
+
+    let o = env.new_instance("zt3", &[]);
+    expect(
+        &o,
+        0,
+        "note: before starting zt3: sysbox 0.6.7 is not installed",
+    );
+    assert!(env.dir().join("zt3.conf").exists());
+
+    let o = env
+        .cmd()
+        .env("PATH", path_with(&bin))
+        .args([
+            "new",
+            "zt4",
+            "--root",
+            &env.root("zt4"),
+            "--start",
+            "--runtime",
+            "runc",
+        ])
+        .output()
+        .expect("run");
+    expect(&o, 0, "");
+    assert!(!stderr(&o).contains("sysbox"), "{}", stderr(&o));
+}
+
+/// `check` warns (exit 0: the confs are valid) about what the store lacks.
+#[test]
+fn check_warns_about_what_is_not_installed() {
+    let env = Env::new();
+    write(
+        &env.dir().join("zt5.conf"),
+        "[Instance]\nBridgeCIDR=172.30.5.1/24\nPoolBase=172.31.0.0/16\nRoot=/srv/ztt/zt5\n",
+    );
+    env.installed("docker", DEFAULT_DOCKER);
+    let o = env.run(&["check"]);
+    let conf = env.dir().join("zt5.conf");
+    expect(
+        &o,
+        0,
+        &format!(
+            "{}: warning: instance zt5: sysbox 0.6.7 is not installed",
+            conf.display()
+        ),
+    );
+    assert!(
+        stderr(&o).contains("or set Runtime=runc in the conf"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("0 error(s), 1 warning(s)"),
+        "{}",
+        stderr(&o)
+    );
+    env.installed("sysbox", DEFAULT_SYSBOX);
+    let o = env.run(&["check"]);
+    expect(&o, 0, "0 error(s), 0 warning(s)");
 }
 
 #[test]

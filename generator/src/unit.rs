@@ -4,7 +4,7 @@
 use crate::escape::{push_exec_arg, specifiers};
 use dockyard_model::contract::network::Network;
 use dockyard_model::contract::prepare::{self, Cleanup};
-use dockyard_model::contract::INSTANCE;
+use dockyard_model::contract::{installed, INSTANCE};
 use dockyard_model::engine;
 use dockyard_model::paths;
 use dockyard_model::Instance;
@@ -162,6 +162,19 @@ pub fn prepare_up_args(v: &Values<'_>) -> Vec<String> {
     args
 }
 
+/// The instance's first step: the store holds its Docker version (and
+/// sysbox, for Runtime=sysbox-runc), else it fails saying what to install.
+pub fn installed_args(v: &Values<'_>, sysbox_version: &str) -> Vec<String> {
+    let needs = installed::Needs {
+        instance: v.inst.name.clone(),
+        docker_version: v.inst.docker_version.clone(),
+        sysbox_version: v.inst.uses_sysbox().then(|| sysbox_version.to_string()),
+    };
+    let mut args = vec![paths::helper("dockyard-prepare"), "installed".to_string()];
+    args.extend(needs.args());
+    args
+}
+
 /// Once dockerd is up: its steady daemon.json (`dockyard-prepare started`,
 /// dockyard-helper(8)).
 pub fn prepare_started_args(v: &Values<'_>) -> Vec<String> {
@@ -303,26 +316,17 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
     line(&mut u, "Wants", &inst.name.containerd_unit());
     line(&mut u, "After", &inst.name.containerd_unit());
     if inst.uses_sysbox() {
+        // Wants= + PartOf=, not Requires=: a shared sysbox unit that fails
+        // to start must not fail this job as "a dependency" before its own
+        // first step can say why (`dockyard-prepare installed`); stopping
+        // or restarting sysbox still stops or restarts the instance.
         u.push_str(concat!(
-            "Requires=dockyard-sysbox-mgr.service dockyard-sysbox-fs.service\n",
-            "Wants=dockyard-sysbox-chown.service\n",
+            "Wants=dockyard-sysbox-mgr.service dockyard-sysbox-fs.service dockyard-sysbox-chown.service\n",
+            "PartOf=dockyard-sysbox-mgr.service dockyard-sysbox-fs.service\n",
             "After=dockyard-sysbox-mgr.service dockyard-sysbox-fs.service dockyard-sysbox-chown.service\n",
         ));
     }
     line(&mut u, "RequiresMountsFor", &inst.root);
-    u.push_str("# Fails with a clear message while this Docker version is not installed.\n");
-    line(
-        &mut u,
-        "AssertFileIsExecutable",
-        &format!("{}/dockerd", v.bin_dir),
-    );
-    if inst.uses_sysbox() {
-        line(
-            &mut u,
-            "AssertFileIsExecutable",
-            &format!("{}/sysbox-runc", paths::sysbox_bin_dir(sysbox_version)),
-        );
-    }
     u.push_str("StartLimitBurst=3\nStartLimitIntervalSec=60\n\n");
 
     u.push_str("[Service]\n");
@@ -334,6 +338,8 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
     u.push('\n');
     line(&mut u, "RuntimeDirectory", &v.account);
     u.push_str("RuntimeDirectoryMode=0700\n");
+    u.push_str("# Fails saying what to install while the store lacks what this unit runs.\n");
+    exec_directive(&mut u, "ExecStartPre", &installed_args(&v, sysbox_version));
     exec_directive(&mut u, "ExecStartPre", &prepare_up_args(&v));
     let mut up = network_args(&v, "up");
     up.extend(dockyard_model::contract::network::accept_host_route_args(
@@ -553,6 +559,8 @@ fn sysbox_units(version: &str) -> Vec<UnitFile> {
                 "{SYSBOX_HEADER}[Unit]\n\
                  Description=Dockyard sysbox ownership watcher\n\
                  Documentation=man:dockyard-generator(8)\n\
+                 # Only once sysbox-mgr runs: it is what sets up the ids watched.\n\
+                 Requires={SYSBOX_MGR_UNIT}\n\
                  After={SYSBOX_MGR_UNIT}\n\
                  StopWhenUnneeded=yes\n\n\
                  [Service]\n\

@@ -1,4 +1,5 @@
-//! `dockyard-prepare up|started|down`: account, directories and daemon.json
+//! `dockyard-prepare up|started|down` (and `sysbox`, `installed`, each its
+//! own module): account, directories and daemon.json
 //! before dockerd starts; its steady settings once it is up; leftover
 //! containers, mounts and the stale socket after it stopped.
 
@@ -28,6 +29,9 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
         .is_some_and(|a| a == dockyard_model::contract::refused::ACTION)
     {
         return crate::refused::main(argv.into_iter().skip(1).collect());
+    }
+    if argv.first().is_some_and(|a| a == "installed") {
+        return crate::installed::main(argv.into_iter().skip(1).collect());
     }
     let opts = args::parse(argv, prepare::OPTIONS)?;
     let action = opts.action(&["up", "started", "down", "sysbox"])?;

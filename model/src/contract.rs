@@ -393,6 +393,58 @@ pub mod sysbox {
     pub const USER_OPTIONS: &[Opt] = &[SUBID_USER, SUBUID_FILE, SUBGID_FILE, LOGIN_DEFS];
 }
 
+/// `dockyard-prepare installed`: the instance unit's first step, which
+/// fails with what to install when the store lacks what the unit runs
+/// ([`crate::installed`]).
+pub mod installed {
+    use super::*;
+
+    pub const DOCKER_VERSION: Opt = once("docker-version");
+    pub const SYSBOX_VERSION: Opt = once("sysbox-version");
+
+    pub const OPTIONS: &[Opt] = &[INSTANCE, DOCKER_VERSION, SYSBOX_VERSION];
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Needs {
+        pub instance: InstanceName,
+        pub docker_version: String,
+        /// Set for Runtime=sysbox-runc.
+        pub sysbox_version: Option<String>,
+    }
+
+    fn version(opt: Opt, s: &str) -> Result<String, BadValue> {
+        crate::value::check_version(s)
+            .map(|()| s.to_string())
+            .map_err(|e| bad(opt, e))
+    }
+
+    impl Needs {
+        pub fn args(&self) -> Vec<String> {
+            let mut a = vec![
+                format!("--{}", INSTANCE.name),
+                self.instance.to_string(),
+                format!("--{}", DOCKER_VERSION.name),
+                self.docker_version.clone(),
+            ];
+            if let Some(v) = &self.sysbox_version {
+                a.extend([format!("--{}", SYSBOX_VERSION.name), v.clone()]);
+            }
+            a
+        }
+
+        pub fn parse(from: &dyn Values) -> Result<Needs, BadValue> {
+            Ok(Needs {
+                instance: instance(from)?,
+                docker_version: version(DOCKER_VERSION, required(from, DOCKER_VERSION)?)?,
+                sysbox_version: from
+                    .value(SYSBOX_VERSION)
+                    .map(|v| version(SYSBOX_VERSION, v))
+                    .transpose()?,
+            })
+        }
+    }
+}
+
 /// A record as read back: `key=value` lines, keys being option names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {

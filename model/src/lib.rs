@@ -13,6 +13,7 @@ pub mod engine;
 pub mod firewall;
 pub mod hostconf;
 pub mod ini;
+pub mod installed;
 pub mod instance;
 pub mod keys;
 pub mod load;

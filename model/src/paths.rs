@@ -90,6 +90,12 @@ pub const SYSBOX_DATA_DIR: &str = "/var/lib/dockyard-sysbox";
 /// own Docker (the generated sysbox-mgr unit, dockyard.conf(5) SYSBOX).
 pub const SYSBOX_MGR_NO_DOCKER: &str = "/run/dockyard/sysbox-mgr-asks-no-docker.sock";
 
+/// Where sysbox-mgr and sysbox-fs listen: fixed by sysbox, one pair per
+/// host. An instance with Runtime=sysbox-runc starts only while both
+/// answer (`dockyard-prepare installed`).
+pub const SYSBOX_MGR_SOCKET: &str = "/run/sysbox/sysmgr.sock";
+pub const SYSBOX_FS_SOCKET: &str = "/run/sysbox/sysfs.sock";
+
 /// Helpers called from the generated units. `make install PREFIX=…` builds
 /// with DOCKYARD_LIBEXEC_DIR set so units point where the helpers went.
 pub const LIBEXEC_DIR: &str = match option_env!("DOCKYARD_LIBEXEC_DIR") {

@@ -405,6 +405,52 @@ t13_removed_conf_left_visible() {
     nothing_left cx
 }
 
+t14_without_sysbox() {
+    local out rc=0 before after store=${SYSBOX_BIN%/bin}
+    # The default runtime (sysbox-runc) on a host whose store has no sysbox: every place
+    # an admin looks names what is missing and how to install it (issue 13).
+    before=$(lc_exec systemctl is-system-running || true)
+    lc_exec mv "$store" "$store.aside"
+    out=$(dy new dn --range "$NEW_RANGE" --docker-version "$LC_DOCKER_VERSION" --start 2>&1) || rc=$?
+    echo "$out"
+    ((rc == 6)) || lc_fail "new --start without sysbox exited $rc, expected 6: $out"
+    grep -q "sysbox $SYSBOX_VERSION is not installed ($SYSBOX_BIN/sysbox-runc is missing), and Runtime=sysbox-runc (the default) needs it: run \`dockyard install --no-docker --sysbox $SYSBOX_VERSION\` first, or give --runtime runc" <<<"$out" ||
+        lc_fail "new --start does not say what to install: $out"
+    if lc_exec test -e "$CONF_DIR/dn.conf"; then lc_fail "the refused new wrote a conf"; fi
+    # Without --start the conf is written, with a note.
+    out=$(dy new dn --range "$NEW_RANGE" --docker-version "$LC_DOCKER_VERSION" 2>&1) || lc_fail "new dn failed: $out"
+    echo "$out"
+    grep -q "note: before starting dn: sysbox $SYSBOX_VERSION is not installed" <<<"$out" || lc_fail "new gives no note: $out"
+    out=$(dy check 2>&1) || lc_fail "check failed: $out"
+    echo "$out"
+    grep -q "dn.conf: warning: instance dn: sysbox $SYSBOX_VERSION is not installed" <<<"$out" || lc_fail "check does not warn: $out"
+    lc_exec systemctl daemon-reload
+    # The unit's own status and journal say it, not "A dependency job ... failed".
+    if out=$(lc_exec timeout 60 systemctl start dn_docker.service 2>&1); then lc_fail "dn started without sysbox"; fi
+    echo "$out"
+    if grep -q 'dependency job' <<<"$out"; then lc_fail "start still fails as a dependency: $out"; fi
+    # The unit's own journal, where systemctl's message points (journalctl -xeu), has it.
+    # (systemctl status shows only the lines of the unit's last attempt: with
+    # Restart=always those are systemd's own once the start limit is hit.)
+    lc__wait_for 10 lc_exec sh -c "journalctl -xeu dn_docker.service --no-pager | grep -q 'instance dn cannot start: sysbox $SYSBOX_VERSION is not installed ($SYSBOX_BIN/sysbox-runc is missing)'" ||
+        lc_fail "the unit's journal does not say why: $(lc_exec journalctl -q --no-pager -u dn_docker.service | tail -n 5)"
+    lc_exec journalctl -q --no-pager -u dn_docker.service | grep 'cannot start' | head -n 1
+    out=$(dy status dn 2>&1) || true
+    echo "$out"
+    grep -q "^dn: sysbox $SYSBOX_VERSION is not installed" <<<"$out" || lc_fail "status does not say what is missing: $out"
+    # The watcher never ran, so it cannot have blamed /etc/subuid.
+    out=$(lc_exec journalctl -b --no-pager -u dockyard-sysbox-chown.service 2>&1 || true)
+    if grep -q 'subuid' <<<"$out"; then lc_fail "the ownership watcher points at /etc/subuid: $out"; fi
+    out=$(dy destroy dn --yes 2>&1) || lc_fail "destroy dn failed: $out"
+    echo "$out"
+    nothing_left dn
+    out=$(lc_exec systemctl list-units --failed --all --no-legend --plain)
+    if grep -E '^(dn_|dockyard-)' <<<"$out"; then lc_fail "failed units left after destroy: $out"; fi
+    after=$(lc_exec systemctl is-system-running || true)
+    [[ $before != running || $after == running ]] || lc_fail "host was $before, is $after after destroy: $out"
+    lc_exec mv "$store.aside" "$store"
+}
+
 # --- run -------------------------------------------------------------------------------
 lc_init
 lc_rootfs
@@ -424,6 +470,7 @@ lc_test "10. on a terminal destroy asks: n keeps everything (exit 6), y destroys
 lc_test "11. a refused conf: its unit fails with the file:line messages, did you mean; the journal has them" t11_refused_conf_shows_why
 lc_test "12. a conf inside a host route: check warns, start refused naming it, AcceptHostRoute=, verify fails" t12_host_route
 lc_test "13. conf removed: no reload nagging; status shows the user and data left; verify without root skips" t13_removed_conf_left_visible
+lc_test "14. default runtime without sysbox: new, check, the unit, status say what to install; destroy leaves no failed unit" t14_without_sysbox
 
 lc_log "timings: rootfs ${LC_ROOTFS_SECONDS}s, boot ${LC_BOOT_SECONDS}s, total $(lc__elapsed "$SUITE_T0")s before teardown"
 lc_summary

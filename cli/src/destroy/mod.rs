@@ -161,6 +161,13 @@ pub fn run(args: &Args) -> Result<()> {
             Ok(()) => println!("reloaded systemd"),
             Err(e) => fail(e.to_string()),
         }
+        // A failed unit stays listed (and the host `degraded`) after its
+        // file is gone; forget the instance's. The pattern matches only
+        // this instance: names have no '_', so "dy2_*" is never dy22's.
+        let _ = host::systemctl(
+            &["reset-failed", &format!("{}_*.service", name.as_str())],
+            host::Output::Capture,
+        );
     }
     if found.sysbox != Some(false) {
         match sysbox_cleanup(&name) {

@@ -25,6 +25,14 @@ pub(super) fn sysbox_cleanup(
     {
         return Ok(None);
     }
+    // A shared unit that failed (sysbox not installed, say) would keep the
+    // host `degraded` once its file is gone: no instance needs it now.
+    if host::systemd_running() {
+        let _ = host::systemctl(
+            &["reset-failed", "dockyard-sysbox-*.service"],
+            host::Output::Capture,
+        );
+    }
     let data = Path::new(paths::SYSBOX_DATA_DIR);
     let active: Vec<&str> = SYSBOX_UNITS
         .into_iter()

@@ -17,9 +17,11 @@
 //! | `progress` | progress bar or plain lines |
 //! | `tar_take`, `unpack_tgz`, `unpack_deb`, `unpack_plain` | safe extraction of only the needed binaries (the Compose plugin is a bare binary) |
 //! | `store` | staging, atomic rename, records, list, remove |
+//! | `distro` | Docker from the distribution's packages (`--distro`) |
 //! | `lock` | one store-changing command at a time |
 //! | `pins` | which instances use which version |
 
+mod distro;
 mod fetch;
 mod limits;
 mod lock;
@@ -36,7 +38,7 @@ mod verify;
 
 use crate::error::{Exit, Failure, Result};
 use dockyard_model::manifest::{kind_name, Kind, Loaded};
-use dockyard_model::paths;
+use dockyard_model::{installed, paths};
 use fetch::{Fetcher, Origin};
 use manifest_select::Selection;
 use std::collections::BTreeMap;
@@ -44,8 +46,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use store::{Record, RecordedArtifact, State, Store};
 
-const INSTALL_FLAGS: [&str; 13] = [
+const INSTALL_FLAGS: [&str; 15] = [
     "version",
+    "distro",
+    "debs",
     "docker",
     "sysbox",
     "no_sysbox",
@@ -158,6 +162,15 @@ pub struct Args {
           help_heading = "Download limits")]
     pub max_size: u64,
 
+    /// Install Docker from the distribution's packages (docker.io, containerd, runc,
+    /// tini) fetched with apt-get download, as version UPSTREAM-DISTRO
+    #[arg(long, conflicts_with_all = ["version", "docker", "sysbox", "no_docker", "from", "manifest"])]
+    pub distro: bool,
+
+    /// With --distro: take the four .debs from DIR instead of apt-get download
+    #[arg(long, value_name = "DIR", requires = "distro")]
+    pub debs: Option<PathBuf>,
+
     /// List installed versions and the instances using each (confs in
     /// /etc/dockyard/instances.d or $DOCKYARD_INSTANCES_DIR)
     #[arg(long, conflicts_with_all = INSTALL_FLAGS)]
@@ -170,6 +183,10 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    // Needs no manifest: the packages are their own pin.
+    if args.distro {
+        return distro::install(&Store::new(&args.store), args.debs.as_deref());
+    }
     let loaded = manifest_select::load(args.manifest.as_deref())?;
     let store = Store::new(&args.store);
     if args.list {
@@ -389,10 +406,12 @@ fn list(store: &Store, loaded: &Loaded) -> Result<()> {
         seen.push((kind, version));
     }
     // Versions instances need that are not there: their units would fail.
+    let mut fixes = Vec::new();
     for (kind, map) in [(Kind::Docker, &pins.docker), (Kind::Sysbox, &pins.sysbox)] {
         for version in map.keys() {
             if !seen.contains(&(kind, version.clone())) {
                 rows.push(row(kind, version, "MISSING".to_string(), &pins, defaults));
+                fixes.push(install_command(kind, version));
             }
         }
     }
@@ -426,7 +445,32 @@ fn list(store: &Store, loaded: &Loaded) -> Result<()> {
             w2 = widths[2]
         );
     }
+    if !fixes.is_empty() {
+        println!(
+            "MISSING versions are pinned by the instances listed and not installed: run {}",
+            fixes
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok(())
+}
+
+/// The same command the units' and status's messages give
+/// (dockyard_model::installed).
+fn install_command(kind: Kind, version: &str) -> String {
+    let part = match kind {
+        Kind::Sysbox => installed::Part::Sysbox,
+        _ => installed::Part::Docker,
+    };
+    installed::Missing {
+        part,
+        version: version.to_string(),
+        file: PathBuf::new(),
+    }
+    .install_command()
 }
 
 fn row(

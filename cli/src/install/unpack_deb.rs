@@ -1,7 +1,9 @@
 //! sysbox's `.deb`: the `ar` outer archive, then the tar in `data.tar.xz`,
 //! `.zst` or `.gz` (whichever dpkg-deb used), taking only the three
 //! binaries Dockyard's sysbox units run. No `dpkg`: the package's
-//! maintainer scripts would start sysbox's own host-wide services.
+//! maintainer scripts would start sysbox's own host-wide services. The
+//! distribution's Docker packages are read the same way (`with_data`,
+//! used by `distro`).
 
 use super::tar_take::{self, AbsoluteLinks};
 use super::verify::Copied;
@@ -14,6 +16,32 @@ use std::path::Path;
 pub const SYSBOX_BINARIES: [&str; 3] = ["sysbox-runc", "sysbox-mgr", "sysbox-fs"];
 
 pub fn unpack(deb: &Path, bin_dir: &Path) -> Result<BTreeMap<String, Copied>> {
+    with_data(deb, |tar, member_what| {
+        let pick = |parts: &[String]| -> Option<String> {
+            parts
+                .last()
+                .filter(|n| SYSBOX_BINARIES.contains(&n.as_str()))
+                .cloned()
+        };
+        let taken = tar_take::take(tar, member_what, AbsoluteLinks::ImageRoot, bin_dir, &pick)?;
+        let missing = tar_take::missing(&taken, &SYSBOX_BINARIES);
+        if !missing.is_empty() {
+            return Err(Failure::failed(format!(
+                "{member_what} has no {}; Dockyard needs sysbox-runc, sysbox-mgr and sysbox-fs \
+                 from the sysbox-ce package: check the manifest's url",
+                missing.join(", ")
+            )));
+        }
+        Ok(taken)
+    })
+}
+
+/// Opens `deb`'s data member (`data.tar.xz`, `.zst`, `.gz` or plain) and
+/// hands its tar stream to `f`, with a name for messages.
+pub fn with_data<T>(
+    deb: &Path,
+    f: impl FnOnce(&mut tar::Archive<Box<dyn Read + '_>>, &str) -> Result<T>,
+) -> Result<T> {
     let what = deb
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -43,28 +71,7 @@ pub fn unpack(deb: &Path, bin_dir: &Path) -> Result<BTreeMap<String, Copied>> {
         };
         let member_what = format!("{what} ({name})");
         let mut tar = tar::Archive::new(decoder);
-        let pick = |parts: &[String]| -> Option<String> {
-            parts
-                .last()
-                .filter(|n| SYSBOX_BINARIES.contains(&n.as_str()))
-                .cloned()
-        };
-        let taken = tar_take::take(
-            &mut tar,
-            &member_what,
-            AbsoluteLinks::ImageRoot,
-            bin_dir,
-            &pick,
-        )?;
-        let missing = tar_take::missing(&taken, &SYSBOX_BINARIES);
-        if !missing.is_empty() {
-            return Err(Failure::failed(format!(
-                "{member_what} has no {}; Dockyard needs sysbox-runc, sysbox-mgr and sysbox-fs \
-                 from the sysbox-ce package: check the manifest's url",
-                missing.join(", ")
-            )));
-        }
-        return Ok(taken);
+        return f(&mut tar, &member_what);
     }
     Err(Failure::failed(format!(
         "{what} has no data.tar.xz, .zst or .gz member (members: {}); it is not a .deb Dockyard can read",

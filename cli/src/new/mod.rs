@@ -15,7 +15,7 @@ use alloc::{Allocation, HostNetworks, Taken};
 use dockyard_generator::run::{version_defaults, Settings};
 use dockyard_model::keys::{self, Section};
 use dockyard_model::load::{load_dir, LoadOptions};
-use dockyard_model::{hostconf, ini, instance, network, paths, root, InstanceName};
+use dockyard_model::{hostconf, ini, installed, instance, network, paths, root, InstanceName};
 use ipnet::Ipv4Net;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -29,7 +29,8 @@ Exit codes:
   2  usage error: bad NAME, bad CIDR or other option, a conf the model refuses,
      an error in the host's policy file /etc/dockyard/dockyard.conf
   6  refused: something of that name already exists (conf, unit, bridge, user, group or root),
-     or a network given on the command line is in use";
+     a network given on the command line is in use, or (with --start) the Docker or sysbox
+     version the instance needs is not installed";
 
 /// The lock around read-allocate-write; `DOCKYARD_NEW_LOCK` overrides it.
 pub const LOCK_PATH: &str = "/run/dockyard/new.lock";
@@ -438,6 +439,7 @@ pub fn create(
     for w in warnings {
         eprintln!("{w}");
     }
+    not_installed(args, settings, &instance)?;
     let conf =
         confwrite::write_new(&settings.instances_dir, &file_name, &text).map_err(|e| match e {
             WriteError::Exists(p) => Failure::new(
@@ -447,6 +449,48 @@ pub fn create(
             WriteError::Io(p, e) => Failure::io("cannot write the conf", &p, &e),
         })?;
     Ok(Created { conf, instance })
+}
+
+/// What the instance would run that the store lacks. With --start that
+/// is a refusal before anything is written (the start could only fail);
+/// without, a note on what to install before starting it. Runtime= keeps
+/// its default, sysbox-runc, even when sysbox is missing: falling back to
+/// runc would silently give the containers the host's root user.
+fn not_installed(args: &Args, settings: &Settings, inst: &instance::Instance) -> Result<()> {
+    let (_, sysbox_version, _) = version_defaults(&settings.manifest_override);
+    let missing = installed::missing_for(&installed::store(), inst, sysbox_version.ok().as_deref());
+    let fixes: Vec<String> = missing
+        .iter()
+        .map(|m| match m.part {
+            installed::Part::Docker => format!("{}: run `{}` first", m.what(), m.install_command()),
+            installed::Part::Sysbox => {
+                format!(
+                "{}, and Runtime=sysbox-runc{} needs it: run `{}` first, or give --runtime runc \
+                 (runc does not map the containers' root to an unprivileged user)",
+                m.what(),
+                if args.runtime.is_none() { " (the default)" } else { "" },
+                m.install_command()
+            )
+            }
+        })
+        .collect();
+    if fixes.is_empty() {
+        return Ok(());
+    }
+    if args.start {
+        return Err(Failure::new(
+            Exit::Refused,
+            format!(
+                "refusing to create and start instance {}: {}; nothing was written",
+                inst.name,
+                fixes.join("; ")
+            ),
+        ));
+    }
+    for f in fixes {
+        eprintln!("note: before starting {}: {f}", inst.name);
+    }
+    Ok(())
 }
 
 /// systemctl's own messages go straight to the admin; the failure adds

@@ -495,10 +495,7 @@ pub fn group_name(gid: u32) -> String {
 
 /// Is Docker `version` in the store (its dockerd executable)?
 pub fn docker_installed(version: &str) -> bool {
-    let p = Path::new(&paths::docker_bin_dir(version)).join("dockerd");
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.mode() & 0o111 != 0)
-        .unwrap_or(false)
+    dockyard_model::installed::docker_in(&dockyard_model::installed::store(), version).is_none()
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! downloaded there. They do just enough for the shared sysbox units'
 //! lifecycle to be tested under a real systemd: the daemons send `READY=1`
 //! from their main process (the units are `Type=notify`, `NotifyAccess=main`)
-//! and stay up until SIGTERM; the runtime execs `runc`.
+//! and stay up until SIGTERM, listening where the real ones do (the
+//! instance's first step connects there); the runtime execs `runc`.
 
 use std::io;
 
@@ -27,4 +28,18 @@ pub fn wait_forever() -> ! {
     loop {
         std::thread::park();
     }
+}
+
+/// Listen at `path` as the real daemon does (a stale file from an earlier
+/// run is replaced). Keep the listener for as long as the process runs.
+pub fn listen(path: &str) -> io::Result<std::os::unix::net::UnixListener> {
+    let path = std::path::Path::new(path);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::os::unix::net::UnixListener::bind(path)
 }

@@ -24,6 +24,16 @@ fn main() {
         eprintln!("sysbox-mgr-double: cannot create {}: {e}", docker.display());
         std::process::exit(1);
     }
+    let _listener = match dockyard_test_doubles::listen(dockyard_model::paths::SYSBOX_MGR_SOCKET) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "sysbox-mgr-double: cannot listen at {}: {e}",
+                dockyard_model::paths::SYSBOX_MGR_SOCKET
+            );
+            std::process::exit(1);
+        }
+    };
     if let Err(e) = dockyard_test_doubles::ready("sysbox-mgr-double") {
         eprintln!("sysbox-mgr-double: sd_notify failed: {e}");
         std::process::exit(1);
