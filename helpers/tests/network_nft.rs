@@ -255,3 +255,26 @@ fn any_start_puts_back_the_shared_table_for_every_running_instance() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!ruleset(&ns).contains("dockyard:dy2"), "{}", ruleset(&ns));
 }
+
+/// iptables' table deleted under running instances (`nft delete table ip
+/// filter`): one of them stops cleanly, nothing of it is left, and the
+/// other's accepts are back in a FORWARD the stop created.
+#[test]
+fn a_stop_after_iptables_table_went_removes_everything_of_it() {
+    if !require_root("nft stop without ip filter") || !have_nft() {
+        return;
+    }
+    let ns = NetNs::with_backend("nftables");
+    for (n, third, pool) in [("dy1", 10, "172.30.0.0/16"), ("dy2", 11, "172.31.0.0/16")] {
+        let r = network(&ns, &args("up", n, third, pool));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    ns.ok(&["nft", "delete", "table", "ip", "filter"]);
+    let r = network(&ns, &args("down", "dy1", 10, "172.30.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rs = ruleset(&ns);
+    assert!(!rs.contains("dockyard:dy1"), "{rs}");
+    assert!(!rs.contains("dockyard-dy1"), "{rs}");
+    let save = ns.ok(&["iptables-save"]);
+    assert_eq!(save.matches("dockyard:dy2").count(), 4, "{save}");
+}

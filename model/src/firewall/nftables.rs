@@ -573,15 +573,7 @@ fn instance_table_text(want: &Want) -> String {
 /// The shared table, sets and chains, each only if missing (an `add` of a
 /// base chain that exists would still rewrite its definition).
 fn shared_text(live: &Live, text: &mut String) {
-    if !live.has_chain(HOST_FAMILY, HOST_TABLE, HOST_CHAIN) {
-        // As iptables-nft creates it; no policy, so one set meanwhile by
-        // someone else would stay.
-        let _ = writeln!(text, "add table {HOST_FAMILY} {HOST_TABLE}");
-        let _ = writeln!(
-            text,
-            "add chain {HOST_FAMILY} {HOST_TABLE} {HOST_CHAIN} {{ type filter hook forward priority 0; }}"
-        );
-    }
+    host_chain_text(live, text);
     if !live.has_table(FAMILY, SHARED_TABLE) {
         let _ = writeln!(text, "add table {FAMILY} {SHARED_TABLE}");
     }
@@ -616,6 +608,18 @@ fn shared_text(live: &Live, text: &mut String) {
                 want.render(true)
             );
         }
+    }
+}
+
+/// iptables' FORWARD when it is missing, created as iptables-nft creates
+/// it; no policy, so one set meanwhile by someone else would stay.
+fn host_chain_text(live: &Live, text: &mut String) {
+    if !live.has_chain(HOST_FAMILY, HOST_TABLE, HOST_CHAIN) {
+        let _ = writeln!(text, "add table {HOST_FAMILY} {HOST_TABLE}");
+        let _ = writeln!(
+            text,
+            "add chain {HOST_FAMILY} {HOST_TABLE} {HOST_CHAIN} {{ type filter hook forward priority 0; }}"
+        );
     }
 }
 
@@ -756,6 +760,12 @@ impl Backend for Nftables {
                 let mine: Vec<&Element> = live.tagged_elements(&tag).collect();
                 elements_cmd(&mut text, "delete", &mine, None);
                 let kept: Vec<Network> = running.into_iter().cloned().collect();
+                // Their accepts go back into FORWARD: without the chain
+                // (someone deleted iptables' table) the whole transaction,
+                // this instance's removal with it, would fail.
+                if !kept.is_empty() {
+                    host_chain_text(&live, &mut text);
+                }
                 restore_others(&live, instance, &kept, &mut text);
             } else {
                 // The last instance takes the shared table with it.
@@ -1018,6 +1028,40 @@ mod tests {
         assert!(last.contains("delete table inet dockyard\n"), "{last}");
         let none = InstanceName::parse("dy5").expect("name");
         assert_eq!(Nftables.plan_down(&sample, &none, &[]), None);
+    }
+
+    /// Someone deleted iptables' table (`nft delete table ip filter`, a
+    /// flushed ruleset put partly back): a stop while others run puts their
+    /// accepts back into a FORWARD it creates first, so the stop itself
+    /// does not fail.
+    #[test]
+    fn a_stop_recreates_forward_before_putting_accepts_back() {
+        let dy1 = net("dy1", 1, "172.23.0.0/16");
+        let dy3 = net("dy3", 3, "172.26.0.0/16");
+        let no_filter = sample()
+            .replace(
+                r#""family": "ip", "name": "filter""#,
+                r#""family": "ip", "name": "gone""#,
+            )
+            .replace(
+                r#""family": "ip", "table": "filter""#,
+                r#""family": "ip", "table": "gone""#,
+            );
+        let plan = Nftables
+            .plan_down(&no_filter, &dy1.instance, std::slice::from_ref(&dy3))
+            .expect("a plan");
+        let chain = plan
+            .find("add chain ip filter FORWARD { type filter hook forward priority 0; }\n")
+            .unwrap_or_else(|| panic!("no FORWARD created:\n{plan}"));
+        let accept = plan
+            .find("insert rule ip filter FORWARD ip daddr 172.26.0.0/16 counter accept comment \"dockyard:dy3\"")
+            .unwrap_or_else(|| panic!("dy3's accept not put back:\n{plan}"));
+        assert!(chain < accept, "{plan}");
+        // With nobody to put back, a stop creates nothing.
+        let alone = Nftables
+            .plan_down(&no_filter, &dy1.instance, &[])
+            .expect("a plan");
+        assert!(!alone.contains("add "), "{alone}");
     }
 
     #[test]
