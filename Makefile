@@ -9,6 +9,7 @@
 #   sudo make lifecycle-cli   the dockyard CLI's lifecycle tests (status, verify, destroy)
 #   sudo make lifecycle-density  many instances: new, concurrent start, reboot (DENSITY_N=10)
 #   sudo make lifecycle-sid   both again on Debian sid's Docker 28.5.2
+#   sudo make lifecycle-nft   the lifecycle suites again with the nftables backend
 
 PREFIX      ?= /usr
 SYSCONFDIR  ?= /etc
@@ -39,7 +40,7 @@ MAN8          = man/dockyard-generator.8 man/dockyard-helper.8 man/dockyard.8
 export DOCKYARD_LIBEXEC_DIR = $(LIBEXECDIR)
 export DOCKYARD_DATA_DIR = $(DATADIR)
 
-.PHONY: all build check deps test lint man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-resources lifecycle-package lifecycle-density lifecycle-quickstart install uninstall bench clean quickstart
+.PHONY: all build check deps test lint man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-resources lifecycle-package lifecycle-density lifecycle-quickstart lifecycle-nft install uninstall bench clean quickstart
 
 all: build
 
@@ -116,7 +117,18 @@ lifecycle-quickstart: build
 deps:
 	packaging/install-deps.sh
 
-check: deps lint test man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-resources packages ansible-test lifecycle-package lifecycle-density lifecycle-quickstart
+# Every lifecycle suite once more with the host's [Firewall] Backend=nftables
+# (LC_FIREWALL, tests/lifecycle/README.md): the targets above run them with
+# iptables. The upgrade goes from the previous commit's package, which may
+# have written iptables rules, onto nftables.
+lifecycle-nft: build
+	LC_FIREWALL=nftables bash tests/lifecycle/suite.sh
+	LC_FIREWALL=nftables bash tests/lifecycle/upgrade.sh
+	LC_FIREWALL=nftables LC_INSTALL_NO_BUILD=1 bash tests/lifecycle/cli_suite.sh
+	LC_FIREWALL=nftables bash tests/lifecycle/isolation_suite.sh
+	LC_FIREWALL=nftables bash tests/lifecycle/package_suite.sh
+
+check: deps lint test man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-resources packages ansible-test lifecycle-package lifecycle-density lifecycle-nft lifecycle-quickstart
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \

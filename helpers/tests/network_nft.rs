@@ -255,3 +255,56 @@ fn any_start_puts_back_the_shared_table_for_every_running_instance() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!ruleset(&ns).contains("dockyard:dy2"), "{}", ruleset(&ns));
 }
+
+/// iptables' table deleted under running instances (`nft delete table ip
+/// filter`): one of them stops cleanly, nothing of it is left, and the
+/// other's accepts are back in a FORWARD the stop created.
+#[test]
+fn a_stop_after_iptables_table_went_removes_everything_of_it() {
+    if !require_root("nft stop without ip filter") || !have_nft() {
+        return;
+    }
+    let ns = NetNs::with_backend("nftables");
+    for (n, third, pool) in [("dy1", 10, "172.30.0.0/16"), ("dy2", 11, "172.31.0.0/16")] {
+        let r = network(&ns, &args("up", n, third, pool));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    ns.ok(&["nft", "delete", "table", "ip", "filter"]);
+    let r = network(&ns, &args("down", "dy1", 10, "172.30.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rs = ruleset(&ns);
+    assert!(!rs.contains("dockyard:dy1"), "{rs}");
+    assert!(!rs.contains("dockyard-dy1"), "{rs}");
+    let save = ns.ok(&["iptables-save"]);
+    assert_eq!(save.matches("dockyard:dy2").count(), 4, "{save}");
+}
+
+/// An instance on iptables runs while another starts on nftables (the
+/// host's setting changed): the nftables accepts go below the iptables
+/// backend's jump, so they cannot let traffic past its admission.
+#[test]
+fn accepts_go_below_the_iptables_backends_jump() {
+    if !require_root("nft beside iptables") || !have_nft() {
+        return;
+    }
+    let ns = NetNs::new();
+    let r = network(&ns, &args("up", "dy1", 12, "172.30.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    ns.backend.set("nftables");
+    let r = network(&ns, &args("up", "dy2", 13, "172.31.0.0/16"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let forward: Vec<String> = ns
+        .ok(&["iptables", "-S", "FORWARD"])
+        .lines()
+        .map(String::from)
+        .collect();
+    let jump = forward
+        .iter()
+        .position(|l| l.ends_with("-j DOCKYARD-FORWARD"))
+        .unwrap_or_else(|| panic!("no jump to DOCKYARD-FORWARD: {forward:?}"));
+    let accepts: Vec<usize> = (0..forward.len())
+        .filter(|&i| forward[i].contains("dockyard:dy2"))
+        .collect();
+    assert_eq!(accepts.len(), 4, "{forward:?}");
+    assert!(accepts.iter().all(|&i| i > jump), "{forward:?}");
+}

@@ -6,7 +6,8 @@
 #
 #   sudo bash tests/lifecycle/cli_suite.sh      (or: sudo make lifecycle-cli)
 #
-# Env: LC_VERBOSE=1 prints every test's output; LC_KEEP_WORK=1 keeps the working copy;
+# Env: LC_FIREWALL=iptables|nftables (the backend, default iptables);
+# LC_VERBOSE=1 prints every test's output; LC_KEEP_WORK=1 keeps the working copy;
 # LC_INSTALL_NO_BUILD=1 installs the release binaries already built (make -o build install);
 # CLI_SUITE_NEW=0 writes the three confs by hand instead of with `dockyard new` (the
 # default uses `dockyard new` when the installed dockyard has it).
@@ -87,6 +88,45 @@ others_work() {
     done
 }
 
+# duplicate_a_rule NAME: one of NAME's rules written a second time, as the backend in use
+# writes it (iptables: its jump from POSTROUTING; nftables: its first accept in
+# FORWARD, with nft); prints the command that removes the copy again.
+duplicate_a_rule() {
+    local n=$1 line handle
+    case $LC_FIREWALL in
+        iptables)
+            lc_exec iptables -t nat -I POSTROUTING 1 -m comment --comment "dockyard:$n" -j "DOCKYARD-$n"
+            echo "iptables -t nat -D POSTROUTING -m comment --comment dockyard:$n -j DOCKYARD-$n"
+            ;;
+        nftables)
+            line=$(lc_exec nft list chain ip filter FORWARD | grep -F "comment \"dockyard:$n\"" | grep accept | head -n 1)
+            [[ -n $line ]] || { lc_fail "$n: no accept of its in ip filter FORWARD"; return 1; }
+            handle=$(lc_exec nft -e -a insert rule ip filter FORWARD "$line" | sed -n 's/.*# handle \([0-9]*\)$/\1/p')
+            [[ -n $handle ]] || { lc_fail "$n: nft printed no handle for the copy of: $line"; return 1; }
+            echo "nft delete rule ip filter FORWARD handle $handle"
+            ;;
+    esac
+}
+# remove_bridge_masquerade NAME: NAME's masquerade of its bridge network removed;
+# prints the command that puts it back.
+remove_bridge_masquerade() {
+    local n=$1 masq handle
+    case $LC_FIREWALL in
+        iptables)
+            masq=$(lc_exec iptables-save -t nat | grep -E -- "-A DOCKYARD-$n -s [0-9./]+ ! -o ${n}_docker0 ")
+            lc_exec sh -c "iptables -t nat -D ${masq#-A }"
+            echo "iptables -t nat -A ${masq#-A }"
+            ;;
+        nftables)
+            masq=$(lc_exec nft -a list chain inet "dockyard-$n" postrouting | grep -E "ip saddr [0-9./]+ oifname != \"${n}_docker0\" .*masquerade" | sed 's/^[[:space:]]*//')
+            handle=${masq##*# handle }
+            [[ $handle =~ ^[0-9]+$ ]] || { lc_fail "$n: no masquerade of its bridge in table inet dockyard-$n: $masq"; return 1; }
+            lc_exec nft delete rule inet "dockyard-$n" postrouting handle "$handle"
+            printf 'nft add rule inet %q postrouting %q\n' "dockyard-$n" "${masq% # handle *}"
+            ;;
+    esac
+}
+
 # --- install ---------------------------------------------------------------------------
 # Not instance_lib.sh's install_dockyard (the .deb and `dockyard install` from the fixture
 # mirror): this suite installs with `make install DESTDIR=<working copy>`, uses the
@@ -103,8 +143,9 @@ install_dockyard() {
     for b in sysbox-mgr sysbox-fs sysbox-runc; do
         install -m 0755 "${CARGO_TARGET_DIR:-$REPO/target}/release/$b-double" "$LC_ROOT$SYSBOX_BIN/$b"
     done
+    set_firewall_backend
     lc_exec systemctl daemon-reload
-    lc_log "installed into $LC_ROOT in $(lc__elapsed "$t0")s"
+    lc_log "installed into $LC_ROOT in $(lc__elapsed "$t0")s (firewall: $LC_FIREWALL)"
 }
 
 use_new() {
@@ -162,13 +203,15 @@ t02_status_json() {
         'i("ca")["containers"] == 1 and i("cb")["containers"] == 0 and i("cc")["containers"] == 0' \
         "all(i(n)['docker'] == {'version': '$LC_DOCKER_VERSION', 'installed': True} for n in ['ca', 'cb', 'cc'])" ||
         lc_fail "status --json does not match (see above)"
-    # Reality changes, status follows: a duplicated jump for cb, then removed again.
-    lc_exec iptables -t nat -I POSTROUTING 1 -m comment --comment dockyard:cb -j DOCKYARD-cb
+    # Reality changes, status follows: a duplicated rule for cb, then removed again
+    # (iptables: its POSTROUTING jump; nftables: one of its accepts in FORWARD).
+    local dup
+    dup=$(duplicate_a_rule cb)
     json=$(dy status cb --json)
     json_check "$json" 'i("cb")["firewall"]["state"] == "duplicated"' \
         'i("cb")["firewall"]["duplicated"][0]["count"] == 2' \
         'len(s) == 1' || lc_fail "a duplicated rule is not reported: $json"
-    lc_exec iptables -t nat -D POSTROUTING -m comment --comment dockyard:cb -j DOCKYARD-cb
+    lc_exec sh -c "$dup"
     json_check "$(dy status cb --json)" 'i("cb")["firewall"]["state"] == "present"' || lc_fail "cb not back to present"
     # The one-line form and a user without root: no failure, unknowns said so.
     dy status
@@ -196,13 +239,12 @@ t03_verify() {
     [[ -z $(dk cb images -q) ]] || lc_fail "verify left an image on cb: $(dk cb images)"
     [[ -z $(dk cb ps -aq) ]] || lc_fail "verify left a container on cb: $(dk cb ps -a)"
     # A missing outbound NAT rule is a FAIL with a non-zero exit.
-    local fixed masq
-    masq=$(lc_exec iptables-save -t nat | grep -E -- '-A DOCKYARD-cc -s [0-9./]+ ! -o cc_docker0 ')
-    lc_exec sh -c "iptables -t nat -D ${masq#-A }"
-    if out=$(dy verify cc); then lc_fail "verify cc passed without its MASQUERADE rule: $out"; fi
+    local fixed back
+    back=$(remove_bridge_masquerade cc)
+    if out=$(dy verify cc); then lc_fail "verify cc passed without its masquerade rule: $out"; fi
     echo "$out"
-    grep -q '^FAIL nat: missing: .*MASQUERADE' <<<"$out" || lc_fail "verify cc did not name the missing rule: $out"
-    lc_exec sh -c "iptables -t nat -A ${masq#-A }"
+    grep -qi '^FAIL nat: missing: .*masquerade' <<<"$out" || lc_fail "verify cc did not name the missing rule: $out"
+    lc_exec sh -c "$back"
     fixed=$(dy verify cc) || lc_fail "verify cc failed after the rule came back: $fixed"
 }
 

@@ -80,33 +80,129 @@ link_exists() { lc_exec ip link show "$1" >/dev/null 2>&1; }
 run_in() { local n=$1; shift; dk "$n" run --rm "$LC_IMAGE" "$@"; }
 
 # --- firewall --------------------------------------------------------------------------
-# The instance's firewall lines (its jumps and rules carry the comment dockyard:NAME).
-rules() { lc_exec iptables-save | grep -E "dockyard:$1(\"| |\$)" || true; }
-# rules_exactly_once NAME: the instance's firewall is complete and nothing of it is there
-# twice. Derived from the project rather than counted here: no tagged line occurs twice,
-# and `dockyard status NAME --json` (which compares the live rules with exactly what
-# `dockyard-network up` writes and reports missing, duplicated and stray ones) says
-# "present". Plus at least one jump to the instance's own chain.
+# The suites run Dockyard with the backend LC_FIREWALL names (lib.sh), chosen the way an
+# admin chooses it: [Firewall] Backend= in the booted host's /etc/dockyard/dockyard.conf.
+# Every function below takes the backend as an optional last argument (default
+# LC_FIREWALL), so a test can look at an instance under the other one.
+HOST_CONF=/etc/dockyard/dockyard.conf
+# set_firewall_backend [BACKEND]: the host's policy file chooses BACKEND (atomically).
+set_firewall_backend() {
+    printf '# Written by tests/lifecycle/instance_lib.sh (LC_FIREWALL).\n[Firewall]\nBackend=%s\n' "${1:-$LC_FIREWALL}" |
+        lc_exec sh -c "mkdir -p ${HOST_CONF%/*} && cat >$HOST_CONF.tmp && mv $HOST_CONF.tmp $HOST_CONF"
+}
+# What Dockyard's nftables objects look like to the tests, one line each, from `nft -j
+# list ruleset` on stdin: for instance NAME (argv[1]) every set element and every rule
+# tagged dockyard:NAME (in any table, counters left out), and its table inet
+# dockyard-NAME with its chains and rules; with NAME empty, everything of Dockyard's
+# (tables named dockyard or dockyard-*, anything whose comment is dockyard or
+# dockyard:*). Rules iptables-nft wrote carry their comment as an xt match, not as an
+# nftables comment, so they are iptables-save's to show.
+NFT_LINES_PY='
+import json, sys
+name = sys.argv[1]
+tag = "dockyard:" + name
+def ours(comment, table):
+    if name:
+        return comment == tag or table == "dockyard-" + name
+    return comment is not None and (comment == "dockyard" or comment.startswith("dockyard:")) \
+        or table == "dockyard" or table.startswith("dockyard-")
+for item in json.load(sys.stdin).get("nftables", []):
+    kind, o = next(iter(item.items()))
+    table = o.get("name", "") if kind == "table" else o.get("table", "")
+    where = " ".join([o.get("family", ""), table])
+    if kind in ("table", "chain") and ours(None, table):
+        print(kind, where, o.get("name", "") if kind == "chain" else "")
+    elif kind == "set":
+        if not name and ours(None, table):
+            print("set", where, o["name"])
+        for e in o.get("elem", []):
+            e = e.get("elem", {"val": e}) if isinstance(e, dict) else {"val": e}
+            if ours(e.get("comment"), ""):
+                print("element", where, o["name"], json.dumps(e["val"], sort_keys=True), e.get("comment"))
+    elif kind == "rule" and ours(o.get("comment"), table):
+        expr = [x for x in o.get("expr", []) if "counter" not in x]
+        print("rule", where, o["chain"], json.dumps(expr, sort_keys=True), o.get("comment"))
+'
+# nft_lines [NAME]: NFT_LINES_PY over the booted host's live ruleset.
+nft_lines() {
+    local j
+    j=$(lc_exec nft -j list ruleset) || { lc_fail "nft -j list ruleset failed: $j"; return 1; }
+    python3 -c "$NFT_LINES_PY" "${1:-}" <<<"$j"
+}
+# rules NAME [BACKEND]: the instance's firewall lines as that backend writes them:
+# iptables-save's lines tagged dockyard:NAME (its jumps and rules carry the comment), or
+# NFT_LINES_PY's for NAME.
+rules() {
+    case ${2:-$LC_FIREWALL} in
+        iptables) lc_exec iptables-save | grep -E "dockyard:$1(\"| |\$)" || true ;;
+        nftables) nft_lines "$1" ;;
+        *) lc_fail "rules: unknown backend ${2:-$LC_FIREWALL}" ;;
+    esac
+}
+# iptables_lines NAME: everything of NAME in iptables-save: tagged lines, and its chains
+# DOCKYARD-NAME and DOCKYARD-NAME-IN (declared, jumped to or filled) in any table.
+iptables_lines() { lc_exec iptables-save | grep -E "dockyard:$1(\"| |\$)|DOCKYARD-$1(-IN)?( |\$)" || true; }
+# The four accepts the nftables backend writes into iptables' FORWARD (past the DROP
+# policy a host Docker sets) read, in iptables-save, like this and nothing else.
+NFT_HOST_ACCEPT='^-A FORWARD( -[sd] [0-9./]+| -i [^ ]+)+ -m comment --comment "?dockyard:%s"? -j ACCEPT$'
+# rules_exactly_once NAME [BACKEND]: the instance's firewall is complete, nothing of it
+# is there twice, and nothing of it is left in the other backend. Derived from the
+# project rather than counted here: no line occurs twice, and `dockyard status NAME
+# --json` (which compares the live rules with exactly what `dockyard-network up`
+# writes and reports missing, duplicated and stray ones) says "present" and names
+# BACKEND. Plus the backend's own mark of the instance: a jump to its chain DOCKYARD-NAME
+# (iptables); its table inet dockyard-NAME and its networks in the shared set @nets
+# (nftables).
 rules_exactly_once() {
-    local n=$1 r dups json state
-    r=$(rules "$n")
+    local n=$1 b=${2:-$LC_FIREWALL} r dups json state other
+    r=$(rules "$n" "$b")
     dups=$(sort <<<"$r" | uniq -d)
     [[ -z $dups ]] || lc_fail "$n: duplicated firewall lines: $dups"
     json=$(dy status "$n" --json 2>&1) || lc_fail "$n: dockyard status $n --json failed: $json"
-    state=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])[0]["firewall"]["state"])' "$json") ||
+    state=$(python3 -c 'import json, sys; f = json.loads(sys.argv[1])[0]["firewall"]; print(f["state"], f.get("backend"))' "$json") ||
         lc_fail "$n: no firewall.state in dockyard status $n --json: $json"
-    [[ $state == present ]] || lc_fail "$n: dockyard status says firewall '$state', not 'present': $json
-tagged lines:
+    [[ $state == "present $b" ]] || lc_fail "$n: dockyard status says firewall (state backend) '$state', not 'present $b': $json
+$b lines:
 $r"
-    grep -qE -- "-j DOCKYARD-$n( |\$)" <<<"$r" || lc_fail "$n: no jump to chain DOCKYARD-$n among its lines:
+    case $b in
+        iptables)
+            grep -qE -- "-j DOCKYARD-$n( |\$)" <<<"$r" || lc_fail "$n: no jump to chain DOCKYARD-$n among its lines:
 $r"
+            # What the nftables backend would have written: its own tables' objects (in
+            # iptables-nft's tables, rules are iptables-save's to show, in whichever form
+            # that iptables-nft stores comments) and its accepts in FORWARD, which the
+            # iptables backend never writes there.
+            # shellcheck disable=SC2059  # the pattern is the format
+            other=$(nft_lines "$n" | grep -vE '^rule ip6? (filter|nat|mangle|raw|security) ' || true)
+            other+=$(iptables_lines "$n" | grep -E "$(printf "$NFT_HOST_ACCEPT" "$n")" || true)
+            [[ -z $other ]] || lc_fail "$n runs with iptables, but there is of the nftables backend's: $other"
+            ;;
+        nftables)
+            grep -qxF "table inet dockyard-$n " <<<"$r" || lc_fail "$n: no table inet dockyard-$n:
+$r"
+            grep -qE "^element inet dockyard nets " <<<"$r" || lc_fail "$n: none of its networks in the set @nets:
+$r"
+            # shellcheck disable=SC2059  # the pattern is the format
+            other=$(iptables_lines "$n" | grep -vE "$(printf "$NFT_HOST_ACCEPT" "$n")" || true)
+            [[ -z $other ]] || lc_fail "$n runs with nftables, but iptables has (besides its accepts in FORWARD): $other"
+            ;;
+    esac
 }
-# no_rules NAME: no line tagged dockyard:NAME, no chain DOCKYARD-NAME or DOCKYARD-NAME-IN
-# (declared, jumped to or filled) in any table.
+# no_rules NAME: nothing of the instance in either backend: no line tagged dockyard:NAME
+# and no chain DOCKYARD-NAME or DOCKYARD-NAME-IN in iptables-save, no element or rule
+# tagged dockyard:NAME and no table inet dockyard-NAME in nftables.
 no_rules() {
     local r
-    r=$(lc_exec iptables-save | grep -E "dockyard:$1(\"| |\$)|DOCKYARD-$1(-IN)?( |\$)" || true)
+    r=$(iptables_lines "$1"; nft_lines "$1")
     [[ -z $r ]] || lc_fail "$1: firewall lines left: $r"
+}
+# no_dockyard_firewall: nothing of Dockyard's in either backend (after the last
+# instance went): no dockyard/DOCKYARD line in iptables-save, no table, set, element or
+# rule of Dockyard's in nftables.
+no_dockyard_firewall() {
+    local r
+    r=$({ lc_exec iptables-save | grep -E 'dockyard|DOCKYARD' || true; } && nft_lines "")
+    [[ -z $r ]] || lc_fail "firewall lines of Dockyard left: $r"
 }
 
 # --- install ---------------------------------------------------------------------------
@@ -130,8 +226,9 @@ install_dockyard() {
     lc_exec env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /var/cache/dockyard.deb >"$LC_WORK/logs/apt-install.log" 2>&1 ||
         { tail -n 20 "$LC_WORK/logs/apt-install.log" >&2; lc_die "apt-get install of the .deb failed"; return 1; }
     install_artifacts
+    set_firewall_backend
     lc_exec systemctl daemon-reload
-    lc_log "installed into $LC_ROOT in $(lc__elapsed "$t0")s"
+    lc_log "installed into $LC_ROOT in $(lc__elapsed "$t0")s (firewall: $LC_FIREWALL)"
 }
 
 # Docker and sysbox reach the host as in production: `dockyard install` fetches them,

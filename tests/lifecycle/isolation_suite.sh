@@ -6,7 +6,8 @@
 #
 #   sudo bash tests/lifecycle/isolation_suite.sh      (or: sudo make lifecycle-isolation)
 #
-# What is checked, with real dockerd, containerd and iptables:
+# What is checked, with real dockerd, containerd and the firewall backend LC_FIREWALL
+# (iptables or nftables; lib.sh), under the FORWARD policy DROP a host Docker sets:
 #   - each instance runs its own containerd (NAME_containerd.service); the host's
 #     containerd sees none of them, and stopping it stops none of their containers;
 #   - restarting, kill -9 and destroying instances leave the host's docker0 and its
@@ -16,10 +17,16 @@
 #     address, and nothing upstream can reach an unpublished container port; published
 #     ports and replies work; [Network] AllowFrom= (an instance name, a CIDR) opens it;
 #   - the conf is the truth for the networks (BridgeCIDR=/PoolBase= changed on a stopped
-#     instance); flushing FORWARD/INPUT is repaired by one instance's restart;
+#     instance); flushing FORWARD/INPUT (nftables: also the shared table's chains) is
+#     repaired by one instance's restart;
+#   - the host's backend switched with instances running: each keeps its rules until it
+#     restarts, then has the new backend's and nothing of the old, isolated as before;
+#   - dockyard-network up and down killed with SIGKILL at random points: the next start
+#     and stop leave exactly the running instances' rules (nftables: the shared sets);
 #   - status/verify/destroy, and nothing of Dockyard left in the firewall at the end.
-# Env: LC_VERBOSE=1 prints every test's output; LC_KEEP_WORK=1 keeps the working copy;
-# LC_DEB=FILE installs that .deb instead of building one.
+# Env: LC_FIREWALL=iptables|nftables (default iptables); LC_VERBOSE=1 prints every
+# test's output; LC_KEEP_WORK=1 keeps the working copy; LC_DEB=FILE installs that .deb
+# instead of building one.
 set -euo pipefail
 SUITE_T0=$(date +%s.%N)
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -33,9 +40,11 @@ source "$HERE/instance_lib.sh"
 # Docker's docker0 (172.17.0.0/16; no user networks are created on the host Docker, so
 # its default pools 172.18-31 stay unused there).
 declare -A BRIDGE=([ia]=172.20.21.1/24 [ib]=172.20.22.1/24 [ic]=172.20.23.1/24 [iz]=172.20.24.1/24
-    [iq]=172.20.25.1/24)
+    [iq]=172.20.25.1/24 [ik]=172.20.26.1/24)
 declare -A POOL=([ia]=172.24.0.0/16 [ib]=172.25.0.0/16 [ic]=172.26.0.0/16 [iz]=172.27.0.0/16
-    [iq]=172.29.0.0/16)
+    [iq]=172.29.0.0/16 [ik]=172.30.0.0/16)
+# The backend test 9b switches the host to (and back from).
+case $LC_FIREWALL in iptables) OTHER_FIREWALL=nftables ;; *) OTHER_FIREWALL=iptables ;; esac
 # ic's networks after test 7 changes its conf.
 IC_NEW_BRIDGE=172.21.23.1/24
 IC_NEW_POOL=172.28.0.0/16
@@ -532,7 +541,7 @@ t07_networks_follow_conf() {
     local o=${old_net%.*}. p=${old_pool%.0.0/16}.
     out=$(lc_exec ip -4 -o addr show | grep -F -e " $o" -e " $p" || true)
     [[ -z $out ]] || lc_fail "addresses of ic's old networks left: $out"
-    out=$(lc_exec iptables-save | grep -F -e "$o" -e "$p" || true)
+    out=$({ lc_exec iptables-save; lc_exec nft list ruleset; } | grep -F -e "$o" -e "$p" || true)
     [[ -z $out ]] || lc_fail "firewall lines with ic's old networks left: $out"
     out=$(lc_exec ip -4 route show table all | grep -F -e "$o" -e "$p" || true)
     [[ -z $out ]] || lc_fail "routes to ic's old networks left: $out"
@@ -549,6 +558,11 @@ t08_flushed_chains() {
     trap "while read -r r; do lc_exec sh -c \"iptables \$r\" </dev/null; done <'$saved'" EXIT
     lc_exec iptables -F FORWARD
     lc_exec iptables -F INPUT
+    if [[ $LC_FIREWALL == nftables ]]; then
+        # The shared table's chains too (its drop rules: the isolation of every instance).
+        lc_exec nft flush chain inet dockyard forward
+        lc_exec nft flush chain inet dockyard input
+    fi
     restart_instance ic
     local n
     for n in ia ib ic; do
@@ -562,6 +576,117 @@ t08_flushed_chains() {
     reach_check ia ib:bridge:reach ib:net:reach ic:bridge:block ic:net:block ic:gw:block
     reach_check ib ia:bridge:block ia:net:block ia:gw:block ic:bridge:block ic:net:block ic:gw:block
     reach_check ic ia:bridge:block ia:net:block ia:gw:block ib:bridge:block ib:net:block ib:gw:block
+}
+
+# status_backend NAME: the backend `dockyard status NAME --json` says NAME's rules are in.
+status_backend() {
+    local json
+    json=$(dy status "$1" --json 2>&1) || { lc_fail "dockyard status $1 --json failed: $json"; return 1; }
+    python3 -c 'import json, sys; print(json.loads(sys.argv[1])[0]["firewall"]["backend"])' "$json"
+}
+# firewall_instances: the instances anything in the firewall is tagged for, in either
+# backend (iptables-save, and Dockyard's nftables objects), one per line.
+firewall_instances() {
+    { lc_exec iptables-save; nft_lines ""; } | grep -oE 'dockyard:[a-z0-9-]+' | sed 's/^dockyard://' | sort -u
+}
+# shared_sets_exact NAME...: exactly NAME... (the running instances) have anything in
+# the firewall; with nftables in use, every element of the shared sets carries the tag of
+# one of them.
+shared_sets_exact() {
+    local want have j untagged
+    want=$(printf '%s\n' "$@" | sort -u)
+    have=$(firewall_instances)
+    [[ $have == "$want" ]] || lc_fail "the firewall has things of '$(tr '\n' ' ' <<<"$have")', expected exactly '$(tr '\n' ' ' <<<"$want")': $(nft_lines "" | grep '^element' | awk '{print $NF}' | sort | uniq -c | tr '\n' ' ')"
+    j=$(lc_exec nft -j list table inet dockyard 2>/dev/null) || return 0
+    # shellcheck disable=SC2016  # python, not shell
+    untagged=$(python3 -c '
+import json, sys
+for item in json.load(sys.stdin)["nftables"]:
+    for e in item.get("set", {}).get("elem", []):
+        if not (isinstance(e, dict) and "elem" in e and str(e["elem"].get("comment", "")).startswith("dockyard:")):
+            print(item["set"]["name"], json.dumps(e))' <<<"$j")
+    [[ -z $untagged ]] || lc_fail "elements of the shared sets without an instance's tag: $untagged"
+}
+
+# The host's backend is switched with instances running: each keeps the rules it has
+# (status: present, the old backend) until it stops; a restart (ib), and a stop then a
+# start (ic), bring it up with the new backend and nothing of the old; isolation holds
+# between instances on different backends, under FORWARD's DROP policy. The setting
+# goes back afterwards; ib and ic stay on the other backend (a mixed host, for 9c and 10).
+t09b_switch_backend() {
+    local n
+    for n in ia ib ic; do rules_exactly_once "$n" "$LC_FIREWALL"; done
+    # shellcheck disable=SC2064  # the value now
+    trap "set_firewall_backend '$LC_FIREWALL'" EXIT
+    set_firewall_backend "$OTHER_FIREWALL"
+    lc_exec systemctl daemon-reload
+    lc_exec cat "$HOST_CONF"
+    for n in ia ib ic; do rules_exactly_once "$n" "$LC_FIREWALL"; done
+    restart_instance ib
+    rules_exactly_once ib "$OTHER_FIREWALL"
+    for n in ia ic; do rules_exactly_once "$n" "$LC_FIREWALL"; done
+    lc_exec timeout 120 systemctl stop ic_docker.service
+    no_rules ic
+    rules_exactly_once ia "$LC_FIREWALL"
+    rules_exactly_once ib "$OTHER_FIREWALL"
+    lc_exec timeout 120 systemctl start ic_docker.service
+    wait_active ic_docker.service 60
+    rules_exactly_once ic "$OTHER_FIREWALL"
+    rules_exactly_once ia "$LC_FIREWALL"
+    for n in ia ib ic; do
+        listeners "$n"
+        instance_upstream "$n"
+    done
+    # ib allows ia; ia allows only upstream's address; ic allows nobody.
+    reach_check ia ib:bridge:reach ib:net:reach ic:bridge:block ic:net:block ic:gw:block
+    reach_check ib ia:bridge:block ia:net:block ia:gw:block ic:bridge:block ic:net:block ic:gw:block
+    reach_check ic ia:bridge:block ia:net:block ia:gw:block ib:bridge:block ib:net:block ib:gw:block
+    host_docker_intact "after switching the backend"
+}
+
+# dockyard-network up and down of a stopped instance (ik), run by hand the way its unit
+# runs them, each killed with SIGKILL after 0-80 ms, 30 times each: then one start and one
+# stop of the unit leave exactly what the running instances need (status present for
+# each, nothing of ik, every shared-set element tagged by a running instance).
+t09c_helper_killed() {
+    local tally out running=() n
+    for n in ia ib ic; do active "${n}_docker.service" && running+=("$n"); done
+    write_conf ik 'Runtime=runc'
+    lc_exec systemctl daemon-reload
+    lc_exec timeout 120 systemctl start ik_docker.service
+    wait_active ik_docker.service 60
+    rules_exactly_once ik
+    lc_exec timeout 120 systemctl stop ik_docker.service
+    no_rules ik
+    # shellcheck disable=SC2016  # expanded by the container's bash
+    tally=$(lc_exec bash -c 'killed=0 finished=0
+        for i in $(seq 1 30); do
+            for verb in up down; do
+                /usr/libexec/dockyard/dockyard-network "$verb" "$@" >/dev/null 2>&1 &
+                p=$!
+                sleep "0.$(printf %03d $((RANDOM % 80)))"
+                kill -9 "$p" 2>/dev/null || true
+                rc=0; wait "$p" 2>/dev/null || rc=$?
+                if [ "$rc" = 137 ]; then killed=$((killed + 1)); else finished=$((finished + 1)); fi
+            done
+        done
+        echo "$killed $finished"' _ --instance ik --bridge-cidr "${BRIDGE[ik]}" --fixed-cidr "$(cidr_net "${BRIDGE[ik]}")" \
+        --pool "${POOL[ik]}" --data-root /var/lib/dockyard/ik/docker)
+    echo "helpers killed mid-way: ${tally% *}, finished before the kill: ${tally#* }"
+    ((${tally% *} > 0)) || lc_fail "no helper was killed before it finished ($tally): the test tested nothing"
+    lc_exec timeout 120 systemctl start ik_docker.service || lc_fail "ik does not start after the kills: $(unit_state ik_docker.service)"
+    wait_active ik_docker.service 60
+    rules_exactly_once ik
+    for n in "${running[@]}"; do rules_exactly_once "$n" "$(status_backend "$n")"; done
+    shared_sets_exact "${running[@]}" ik
+    lc_image "$(sock ik)"
+    instance_upstream ik
+    lc_exec timeout 120 systemctl stop ik_docker.service
+    no_rules ik
+    for n in "${running[@]}"; do rules_exactly_once "$n" "$(status_backend "$n")"; done
+    shared_sets_exact "${running[@]}"
+    out=$(dy destroy ik --yes 2>&1) || lc_fail "destroy ik failed: $out"
+    no_rules ik
 }
 
 t10_status_verify_destroy() {
@@ -589,14 +714,13 @@ for n in ("ia", "ib", "ic"):
         out=$(dy verify "$n" 2>&1) || problems+=("dockyard verify $n failed: $(grep '^FAIL' <<<"$out" | tr '\n' ' ')")
     done
     # iz too, in case test 3 did not get as far as destroying it (then it says so).
-    for n in ia ib ic iz; do
+    for n in ia ib ic iz ik; do
         out=$(dy destroy "$n" --yes 2>&1) || lc_fail "destroy $n failed: $out"
         no_rules "$n"
         if link_exists "${n}_docker0"; then lc_fail "bridge ${n}_docker0 left after destroy"; fi
         if lc_exec test -e "/run/${n}_containerd"; then lc_fail "/run/${n}_containerd left after destroy"; fi
     done
-    out=$(lc_exec iptables-save | grep -E 'dockyard|DOCKYARD' || true)
-    [[ -z $out ]] || lc_fail "firewall lines of Dockyard left after the last destroy: $out"
+    no_dockyard_firewall
     # Bridges: only the host Docker's docker0 is left.
     out=$(lc_exec ip -o link show type bridge | awk -F': ' '{print $2}' | sed 's/@.*//')
     [[ $out == docker0 ]] || lc_fail "bridges left besides docker0: $(tr '\n' ' ' <<<"$out")"
@@ -614,7 +738,7 @@ HOST_REF=$LC_WORK/host-docker.ref
 install_dockyard
 
 lc_test "1. four instances (runc) started concurrently: active, rules present exactly once" t01_instances
-lc_test "2. the host's Docker beside them: both reach upstream, instance rules exactly once, before and after its restart" t02_beside_host_docker
+lc_test "2. the host's Docker started after them (FORWARD policy DROP): both reach upstream, instance rules exactly once, before and after its restart" t02_beside_host_docker
 lc_test "3. restart ia x2, kill -9 its dockerd, destroy iz: the host's docker0 and container unchanged, exec and upstream work" t03_host_docker_untouched
 lc_test "4. no instance in the host's containerd; it stopped: instance container runs; instance stopped: host container runs; own containerd per instance" t04_own_containerd
 lc_test "4b. restart ia's own containerd: its container and dockerd keep running, exec works" t04b_containerd_restart
@@ -624,6 +748,8 @@ lc_test "6. from upstream: unpublished ports unreachable, published port reachab
 lc_test "7. BridgeCIDR=/PoolBase= changed on a stopped instance: only the new networks, nothing of the old" t07_networks_follow_conf
 lc_test "8. FORWARD and INPUT flushed, one instance restarted: isolation, outbound and rules of all back" t08_flushed_chains
 lc_test "9. reboot with the host's Docker enabled: all back, rules exactly once, docker0, upstream, isolation" t09_reboot_beside_host_docker
+lc_test "9b. backend switched to $OTHER_FIREWALL with instances running: rules kept until restart or stop, then $OTHER_FIREWALL and nothing of $LC_FIREWALL; isolation holds" t09b_switch_backend
+lc_test "9c. dockyard-network up/down killed with SIGKILL mid-way x60: the next start and stop leave exactly the running instances' rules and set elements" t09c_helper_killed
 lc_test "10. status present, verify passes, destroy of all: no Dockyard rule, chain or bridge; host Docker intact" t10_status_verify_destroy
 
 lc_log "timings: rootfs ${LC_ROOTFS_SECONDS}s, boot ${LC_BOOT_SECONDS}s, total $(lc__elapsed "$SUITE_T0")s before teardown"

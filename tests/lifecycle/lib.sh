@@ -45,6 +45,15 @@ esac
 LC_ROOTFS_RECIPE=3
 # Host tools (Debian package names) the library needs.
 LC_HOST_PACKAGES=(debootstrap systemd-container iptables iproute2 dnsmasq-base busybox-static python3 util-linux)
+# The firewall backend the instance suites run Dockyard with (instance_lib.sh writes it to
+# the booted host's /etc/dockyard/dockyard.conf as [Firewall] Backend=): iptables or
+# nftables. Every rootfs has both programs, so a suite can switch between them.
+: "${LC_FIREWALL:=iptables}"
+case $LC_FIREWALL in
+    iptables | nftables) ;;
+    *) printf 'lifecycle: error: LC_FIREWALL=%s: use iptables or nftables\n' "$LC_FIREWALL" >&2; return 1 2>/dev/null || exit 1 ;;
+esac
+LC_PACKAGES+=(nftables)
 
 LC_UP_ADDR=192.0.2.1
 LC_CT_ADDR=192.0.2.2

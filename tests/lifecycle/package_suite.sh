@@ -11,7 +11,8 @@
 #
 # Docker comes from the cached rootfs, which lays Debian's binaries out at
 # /var/lib/dockyard/artifacts/docker/VERSION/bin (no `dockyard install` here).
-# Env: LC_VERBOSE=1 prints every test's output; LC_KEEP_WORK=1 keeps the working copy;
+# Env: LC_FIREWALL=iptables|nftables (the backend, default iptables);
+# LC_VERBOSE=1 prints every test's output; LC_KEEP_WORK=1 keeps the working copy;
 # LC_DEB=FILE installs that .deb instead of building one.
 set -euo pipefail
 SUITE_T0=$(date +%s.%N)
@@ -64,6 +65,7 @@ t01_install_and_start() {
     apt install install -y -q --no-install-recommends "$DEB_IN"
     lc_exec test -x "/var/lib/dockyard/artifacts/docker/$LC_DOCKER_VERSION/bin/dockerd" ||
         lc_fail "the rootfs has no dockerd $LC_DOCKER_VERSION in the store"
+    set_firewall_backend
     for n in "${INSTANCES[@]}"; do write_conf "$n" Runtime=runc; done
     lc_exec systemctl daemon-reload
     lc_exec systemctl start "${INSTANCES[@]/%/_docker.service}"
@@ -102,9 +104,7 @@ t04_remove_stops_and_cleans_up() {
     # prerm did its job); then nothing may be left.
     lc_exec systemctl stop "${INSTANCES[@]/%/_docker.service}" 2>/dev/null || true
     for n in "${INSTANCES[@]}"; do nothing_left "$n"; done
-    local left
-    left=$(lc_exec iptables-save | grep -E 'DOCKYARD|dockyard' || true)
-    [[ -z $left ]] || lc_fail "Dockyard firewall lines left: $left"
+    no_dockyard_firewall
     if lc_exec pgrep -x dockerd >/dev/null; then lc_fail "a dockerd still runs: $(lc_exec pgrep -ax dockerd)"; fi
     if lc_exec pgrep -x containerd >/dev/null; then lc_fail "a containerd still runs: $(lc_exec pgrep -ax containerd)"; fi
     # The admin's confs and data stay.

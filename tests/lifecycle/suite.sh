@@ -8,8 +8,9 @@
 #
 # Installs Dockyard into the booted container from the .deb built from this checkout
 # (apt-get install, as an admin would), drops confs into /etc/dockyard/instances.d and
-# drives everything through systemctl, docker, iptables-save and ip.
-# Env: LC_VERBOSE=1 prints every test's output; LC_KEEP_WORK=1 keeps the working copy;
+# drives everything through systemctl, docker, iptables-save or nft (LC_FIREWALL) and ip.
+# Env: LC_FIREWALL=iptables|nftables (the backend, default iptables);
+# LC_VERBOSE=1 prints every test's output; LC_KEEP_WORK=1 keeps the working copy;
 # LC_DEB=FILE installs that .deb instead of building one.
 set -euo pipefail
 SUITE_T0=$(date +%s.%N)

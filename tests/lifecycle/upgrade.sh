@@ -9,12 +9,17 @@
 #
 # Env: DOCKYARD_UPGRADE_FROM=REV builds the old package from that git
 # revision (default HEAD~1); the old build's cargo target directory is kept
-# under /var/cache/dockyard-tests to make reruns quick.
+# under /var/cache/dockyard-tests to make reruns quick. LC_FIREWALL=iptables|nftables:
+# the host's [Firewall] Backend=, set before the old package starts the instance (a
+# package from before the nftables backend ignores it and writes iptables rules, which
+# the restart on the new package must then move).
 set -euo pipefail
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
+# shellcheck source=instance_lib.sh
+source "$HERE/instance_lib.sh"
 
 NAME=up1
 UNIT=${NAME}_docker.service
@@ -61,6 +66,7 @@ apt_install() {
 
 t_old_package_runs_an_instance() {
     apt_install "$old_deb" >/dev/null
+    set_firewall_backend
     lc_exec sh -c "mkdir -p /etc/dockyard/instances.d && cat >/etc/dockyard/instances.d/$NAME.conf" <<CONF
 [Instance]
 BridgeCIDR=172.22.190.1/24
@@ -104,14 +110,12 @@ t_units_regenerated_by_new_generator() {
 t_restart_on_new_package() {
     lc_exec systemctl restart "$UNIT"
     [[ $(lc_exec systemctl is-active "$UNIT") == active ]] || lc_fail "$UNIT does not restart on the new package"
-    local rules
-    rules=$(lc_exec iptables-save | grep -c "dockyard:$NAME" || true)
-    [[ $rules -gt 0 ]] || lc_fail "no firewall rules for $NAME after the restart"
+    rules_exactly_once "$NAME"
     lc_docker "$SOCK" run --rm "$LC_IMAGE" echo upgraded | grep -x upgraded >/dev/null || lc_fail "docker run fails after the restart"
 }
 
 lc_test "upgrade: the previous build's package runs an instance with a container" t_old_package_runs_an_instance
 lc_test "upgrade: installing this build keeps dockerd and its container running" t_upgrade_keeps_instance_running
 lc_test "upgrade: the new generator's unit is in place, no reload pending" t_units_regenerated_by_new_generator
-lc_test "upgrade: the instance restarts cleanly on the new package" t_restart_on_new_package
+lc_test "upgrade: the instance restarts cleanly on the new package, its rules exactly once ($LC_FIREWALL)" t_restart_on_new_package
 lc_summary

@@ -23,7 +23,7 @@
 //!   They accept only what the shared chains did not drop: a drop is final
 //!   in any table.
 
-use super::{Audit, Backend, Line, Program, Table, SHARED_TAG};
+use super::{Audit, Backend, Line, Program, Table, SHARED_FORWARD, SHARED_TAG};
 use crate::contract::network::Network;
 use crate::name::InstanceName;
 use ipnet::Ipv4Net;
@@ -269,6 +269,8 @@ pub struct LiveRule {
     pub handle: u64,
     pub comment: Option<String>,
     pub rule: Option<NftRule>,
+    /// The chain it jumps to, in whatever form (iptables-nft's own too).
+    pub jump: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -314,6 +316,26 @@ impl Live {
             .iter()
             .filter(move |e| e.comment.as_deref() == Some(tag))
             .map(|e| &e.element)
+    }
+
+    /// The iptables backend's jump from FORWARD to its shared chain, when
+    /// instances on that backend run beside this one's (the last, should
+    /// there be copies).
+    fn iptables_jump(&self) -> Option<&LiveRule> {
+        self.rules_in(HOST_FAMILY, HOST_TABLE, HOST_CHAIN)
+            .filter(|r| r.jump.as_deref() == Some(SHARED_FORWARD.name))
+            .last()
+    }
+
+    /// `r` (a rule of FORWARD) comes before the iptables backend's jump:
+    /// an accept there would let traffic past the admission of the
+    /// instances on that backend.
+    fn above_iptables_jump(&self, r: &LiveRule) -> bool {
+        let Some(jump) = self.iptables_jump() else {
+            return false;
+        };
+        let at = |x: &LiveRule| self.rules.iter().position(|y| std::ptr::eq(x, y));
+        at(r) < at(jump)
     }
 
     fn host_rules_tagged<'a>(&'a self, tag: &'a str) -> impl Iterator<Item = &'a LiveRule> + 'a {
@@ -467,6 +489,11 @@ pub fn parse_live(text: &str) -> Live {
                 handle: r.get("handle").and_then(Value::as_u64).unwrap_or(0),
                 comment: comment.map(str::to_string),
                 rule: exprs.and_then(|x| rule_of(x, comment)),
+                jump: exprs.and_then(|x| {
+                    x.iter()
+                        .find_map(|e| e.get("jump")?.get("target")?.as_str())
+                        .map(str::to_string)
+                }),
             });
         }
     }
@@ -573,15 +600,7 @@ fn instance_table_text(want: &Want) -> String {
 /// The shared table, sets and chains, each only if missing (an `add` of a
 /// base chain that exists would still rewrite its definition).
 fn shared_text(live: &Live, text: &mut String) {
-    if !live.has_chain(HOST_FAMILY, HOST_TABLE, HOST_CHAIN) {
-        // As iptables-nft creates it; no policy, so one set meanwhile by
-        // someone else would stay.
-        let _ = writeln!(text, "add table {HOST_FAMILY} {HOST_TABLE}");
-        let _ = writeln!(
-            text,
-            "add chain {HOST_FAMILY} {HOST_TABLE} {HOST_CHAIN} {{ type filter hook forward priority 0; }}"
-        );
-    }
+    host_chain_text(live, text);
     if !live.has_table(FAMILY, SHARED_TABLE) {
         let _ = writeln!(text, "add table {FAMILY} {SHARED_TABLE}");
     }
@@ -619,6 +638,18 @@ fn shared_text(live: &Live, text: &mut String) {
     }
 }
 
+/// iptables' FORWARD when it is missing, created as iptables-nft creates
+/// it; no policy, so one set meanwhile by someone else would stay.
+fn host_chain_text(live: &Live, text: &mut String) {
+    if !live.has_chain(HOST_FAMILY, HOST_TABLE, HOST_CHAIN) {
+        let _ = writeln!(text, "add table {HOST_FAMILY} {HOST_TABLE}");
+        let _ = writeln!(
+            text,
+            "add chain {HOST_FAMILY} {HOST_TABLE} {HOST_CHAIN} {{ type filter hook forward priority 0; }}"
+        );
+    }
+}
+
 /// What the other running instances lost of what they share with the
 /// host and each other (someone deleted the shared table, flushed a set or
 /// iptables' FORWARD) goes back with any instance's start or stop, as a
@@ -632,23 +663,41 @@ fn restore_others(live: &Live, this: &InstanceName, running: &[Network], text: &
         let have: Vec<&Element> = live.tagged_elements(&tag).collect();
         let missing: Vec<&Element> = w.elements.iter().filter(|e| !have.contains(e)).collect();
         elements_cmd(text, "add", &missing, Some(&tag));
-        let accepts: Vec<&NftRule> = live
-            .host_rules_tagged(&tag)
-            .filter_map(|r| r.rule.as_ref())
-            .collect();
-        insert_host_accepts(text, w.host_accepts.iter().filter(|r| !accepts.contains(r)));
+        let mut accepts: Vec<&NftRule> = Vec::new();
+        for r in live.host_rules_tagged(&tag) {
+            if live.above_iptables_jump(r) {
+                delete_rule(text, r);
+            } else if let Some(rule) = &r.rule {
+                accepts.push(rule);
+            }
+        }
+        insert_host_accepts(
+            text,
+            live,
+            w.host_accepts.iter().filter(|r| !accepts.contains(r)),
+        );
     }
 }
 
 /// At the top of iptables' FORWARD, ahead of anything of the host's that
-/// would drop.
-fn insert_host_accepts<'a>(text: &mut String, rules: impl DoubleEndedIterator<Item = &'a NftRule>) {
+/// would drop; but below the iptables backend's jump to its shared chain
+/// when instances on that backend run too (a switch of backends under way):
+/// an accept is final in FORWARD, so above that jump it would let this
+/// instance's traffic into theirs past their admission.
+fn insert_host_accepts<'a>(
+    text: &mut String,
+    live: &Live,
+    rules: impl DoubleEndedIterator<Item = &'a NftRule>,
+) {
+    let place = match live.iptables_jump() {
+        Some(j) => format!(
+            "add rule {HOST_FAMILY} {HOST_TABLE} {HOST_CHAIN} position {}",
+            j.handle
+        ),
+        None => format!("insert rule {HOST_FAMILY} {HOST_TABLE} {HOST_CHAIN}"),
+    };
     for r in rules.rev() {
-        let _ = writeln!(
-            text,
-            "insert rule {HOST_FAMILY} {HOST_TABLE} {HOST_CHAIN} {}",
-            r.render(true)
-        );
+        let _ = writeln!(text, "{place} {}", r.render(true));
     }
 }
 
@@ -719,7 +768,11 @@ impl Backend for Nftables {
         let mut kept: Vec<&NftRule> = Vec::new();
         for r in live.host_rules_tagged(&tag) {
             match &r.rule {
-                Some(rule) if want.host_accepts.contains(rule) && !kept.contains(&rule) => {
+                Some(rule)
+                    if want.host_accepts.contains(rule)
+                        && !kept.contains(&rule)
+                        && !live.above_iptables_jump(r) =>
+                {
                     kept.push(rule)
                 }
                 _ => delete_rule(&mut text, r),
@@ -727,6 +780,7 @@ impl Backend for Nftables {
         }
         insert_host_accepts(
             &mut text,
+            &live,
             want.host_accepts.iter().filter(|r| !kept.contains(r)),
         );
         (!text.is_empty()).then_some(text)
@@ -756,6 +810,12 @@ impl Backend for Nftables {
                 let mine: Vec<&Element> = live.tagged_elements(&tag).collect();
                 elements_cmd(&mut text, "delete", &mine, None);
                 let kept: Vec<Network> = running.into_iter().cloned().collect();
+                // Their accepts go back into FORWARD: without the chain
+                // (someone deleted iptables' table) the whole transaction,
+                // this instance's removal with it, would fail.
+                if !kept.is_empty() {
+                    host_chain_text(&live, &mut text);
+                }
                 restore_others(&live, instance, &kept, &mut text);
             } else {
                 // The last instance takes the shared table with it.
@@ -1018,6 +1078,84 @@ mod tests {
         assert!(last.contains("delete table inet dockyard\n"), "{last}");
         let none = InstanceName::parse("dy5").expect("name");
         assert_eq!(Nftables.plan_down(&sample, &none, &[]), None);
+    }
+
+    /// Someone deleted iptables' table (`nft delete table ip filter`, a
+    /// flushed ruleset put partly back): a stop while others run puts their
+    /// accepts back into a FORWARD it creates first, so the stop itself
+    /// does not fail.
+    #[test]
+    fn a_stop_recreates_forward_before_putting_accepts_back() {
+        let dy1 = net("dy1", 1, "172.23.0.0/16");
+        let dy3 = net("dy3", 3, "172.26.0.0/16");
+        let no_filter = sample()
+            .replace(
+                r#""family": "ip", "name": "filter""#,
+                r#""family": "ip", "name": "gone""#,
+            )
+            .replace(
+                r#""family": "ip", "table": "filter""#,
+                r#""family": "ip", "table": "gone""#,
+            );
+        let plan = Nftables
+            .plan_down(&no_filter, &dy1.instance, std::slice::from_ref(&dy3))
+            .expect("a plan");
+        let chain = plan
+            .find("add chain ip filter FORWARD { type filter hook forward priority 0; }\n")
+            .unwrap_or_else(|| panic!("no FORWARD created:\n{plan}"));
+        let accept = plan
+            .find("insert rule ip filter FORWARD ip daddr 172.26.0.0/16 counter accept comment \"dockyard:dy3\"")
+            .unwrap_or_else(|| panic!("dy3's accept not put back:\n{plan}"));
+        assert!(chain < accept, "{plan}");
+        // With nobody to put back, a stop creates nothing.
+        let alone = Nftables
+            .plan_down(&no_filter, &dy1.instance, &[])
+            .expect("a plan");
+        assert!(!alone.contains("add "), "{alone}");
+    }
+
+    /// Instances on both backends (the host's setting changed, some have
+    /// not restarted yet): the iptables backend admits into its instances'
+    /// networks from its jump in FORWARD, and an accept above that jump
+    /// would let the nftables instances' traffic past it. Accepts go below
+    /// it, and one found above it is moved.
+    #[test]
+    fn accepts_stay_below_the_iptables_backends_jump() {
+        let jump = r#"{"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "handle": 20, "expr": [{"xt": {"type": "match", "name": "comment"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "DOCKYARD-FORWARD"}}]}},
+ {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "handle": 3,"#;
+        let mixed = sample().replacen(
+            r#"{"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "handle": 3,"#,
+            jump,
+            1,
+        );
+        let live = parse_live(&mixed);
+        assert_eq!(live.iptables_jump().map(|r| r.handle), Some(20));
+        let dy1 = net("dy1", 1, "172.23.0.0/16");
+        let dy3 = net("dy3", 3, "172.26.0.0/16");
+        let plan = Nftables
+            .plan_up(&mixed, &dy1, std::slice::from_ref(&dy3))
+            .expect("a plan");
+        // dy1's one accept was above the jump: moved, with the three missing.
+        assert!(
+            plan.contains("delete rule ip filter FORWARD handle 9\n"),
+            "{plan}"
+        );
+        assert_eq!(
+            plan.matches("add rule ip filter FORWARD position 20 ")
+                .count(),
+            4 + 4,
+            "{plan}"
+        );
+        assert!(!plan.contains("insert rule ip filter FORWARD"), "{plan}");
+        // In order: the first of dy1's four right below the jump.
+        let first = plan
+            .lines()
+            .rfind(|l| l.contains("dockyard:dy1") && l.contains("position 20"))
+            .unwrap_or_default();
+        assert!(first.contains("ip daddr 172.22.1.0/24"), "{plan}");
+        // Without the iptables backend's jump: at the top, as before.
+        let plan = Nftables.plan_up(&sample(), &dy1, &[]).expect("a plan");
+        assert!(!plan.contains("position"), "{plan}");
     }
 
     #[test]
