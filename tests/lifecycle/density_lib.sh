@@ -21,6 +21,8 @@ install_deb_only() {
         { tail -n 20 "$LC_WORK/logs/apt-install.log" >&2; lc_die "apt-get install of the .deb failed"; return 1; }
     lc_exec test -x "/var/lib/dockyard/artifacts/docker/$LC_DOCKER_VERSION/bin/dockerd" ||
         { lc_die "the rootfs has no dockerd $LC_DOCKER_VERSION in the store"; return 1; }
+    # The backend the firewall checks (instance_lib.sh) look in.
+    set_firewall_backend
 }
 
 # host_sock NAME: instance NAME's API socket as the host reaches it (through the
