@@ -356,6 +356,15 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
         "TimeoutStartSec=0\n",
         "Restart=always\n",
         "RestartSec=2\n",
+        "# Not after \"not installed\": a retry would change nothing and push\n",
+        "# the message saying what to install out of `systemctl status`.\n",
+    ));
+    line(
+        &mut u,
+        "RestartPreventExitStatus",
+        &dockyard_model::contract::installed::EXIT_NOT_INSTALLED.to_string(),
+    );
+    u.push_str(concat!(
         "# SIGTERM to dockerd, which stops the containers; whatever else is left\n",
         "# in the unit is killed at the end.\n",
         "KillMode=mixed\n",

@@ -7,6 +7,8 @@ use std::fmt;
 pub struct Error {
     msg: String,
     usage: bool,
+    /// An exit status of its own (a fact the unit acts on), else 1 or 2.
+    exit: Option<u8>,
 }
 
 impl Error {
@@ -14,6 +16,23 @@ impl Error {
         Error {
             msg: msg.into(),
             usage: false,
+            exit: None,
+        }
+    }
+
+    /// A failure with its own exit status.
+    pub fn with_exit(exit: u8, msg: impl Into<String>) -> Self {
+        Error {
+            exit: Some(exit),
+            ..Error::new(msg)
+        }
+    }
+
+    pub fn exit_status(&self) -> i32 {
+        match (self.exit, self.usage) {
+            (Some(code), _) => i32::from(code),
+            (None, true) => 2,
+            (None, false) => 1,
         }
     }
 
@@ -22,6 +41,7 @@ impl Error {
         Error {
             msg: msg.into(),
             usage: true,
+            exit: None,
         }
     }
 

@@ -4,7 +4,7 @@
 //! unit's own status and journal carry the fix (an `AssertFileIsExecutable=`
 //! names only a path; a failed shared sysbox unit only "a dependency").
 
-use dockyard_model::contract::installed::{Needs, OPTIONS};
+use dockyard_model::contract::installed::{Needs, EXIT_NOT_INSTALLED, OPTIONS};
 use dockyard_model::{installed, paths};
 
 use crate::args;
@@ -35,11 +35,14 @@ pub fn check(store: &std::path::Path, needs: &Needs) -> Result<()> {
             None => Ok(()),
         };
     }
-    Err(Error::new(format!(
-        "instance {} cannot start: {}",
-        needs.instance,
-        missing.join("; ")
-    )))
+    Err(Error::with_exit(
+        EXIT_NOT_INSTALLED,
+        format!(
+            "instance {} cannot start: {}",
+            needs.instance,
+            missing.join("; ")
+        ),
+    ))
 }
 
 /// sysbox is installed; its shared daemons (ordered before this unit)

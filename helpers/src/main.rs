@@ -3,7 +3,8 @@
 //! (symlinks), or as `dockyard-helper network|prepare|sysbox-chown ...`.
 //!
 //! Exit codes: 0 done (also: nothing to do), 1 the operation failed,
-//! 2 the command line is wrong.
+//! 2 the command line is wrong, 6 (`prepare installed`) what the unit
+//! runs is not installed.
 
 mod args;
 mod dirs;
@@ -118,7 +119,7 @@ fn run() -> i32 {
         Err(e) => {
             log::error!("{e}");
             notify::status(&format!("failed: {e}"));
-            1
+            e.exit_status()
         }
     }
 }

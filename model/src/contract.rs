@@ -402,6 +402,12 @@ pub mod installed {
     pub const DOCKER_VERSION: Opt = once("docker-version");
     pub const SYSBOX_VERSION: Opt = once("sysbox-version");
 
+    /// The exit status of `installed` when something is missing. The unit
+    /// does not restart on it (`RestartPreventExitStatus=`): nothing will
+    /// have changed two seconds later, and each retry would push the
+    /// message that says what to install out of `systemctl status`.
+    pub const EXIT_NOT_INSTALLED: u8 = 6;
+
     pub const OPTIONS: &[Opt] = &[INSTANCE, DOCKER_VERSION, SYSBOX_VERSION];
 
     #[derive(Debug, Clone, PartialEq, Eq)]
