@@ -271,19 +271,8 @@ fn api(
     path: &str,
     body: Option<&Value>,
 ) -> std::result::Result<Response, String> {
-    let body = body.map(|b| b.to_string());
-    http::request(
-        socket,
-        method,
-        path,
-        body.as_deref().map(str::as_bytes),
-        API_TIMEOUT,
-    )
-    .map_err(|e| match e {
-        HttpError::PermissionDenied(m) => {
-            format!("{m}; run as root or as a member of the instance's group")
-        }
-        e => e.to_string(),
+    api_checked(socket, method, path, body).map_err(|p| match p {
+        Problem::Fail(m) | Problem::Skip(m) => m,
     })
 }
 

@@ -268,14 +268,7 @@ pub fn install(store: &Store, debs: Option<&Path>) -> Result<()> {
             return Ok(());
         }
         State::Unmanaged(why) => {
-            return Err(Failure::new(
-                Exit::Refused,
-                format!(
-                    "{} exists but was not installed by dockyard install ({why}); it is left \
-                     alone. If no instance runs from it, move it away and run this again",
-                    dest.display()
-                ),
-            ))
+            return Err(store::refuse_unmanaged(&dest, &why));
         }
     }
     let staging = store.stage(Kind::Docker, &version)?;

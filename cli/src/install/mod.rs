@@ -316,14 +316,7 @@ fn install_one(store: &Store, origin: &Origin, sel: &Selection, manifest: &Path)
             return Ok(());
         }
         State::Unmanaged(why) => {
-            return Err(Failure::new(
-                Exit::Refused,
-                format!(
-                    "{} exists but was not installed by dockyard install ({why}); it is left \
-                     alone. If no instance runs from it, move it away and run this again",
-                    dir.display()
-                ),
-            ));
+            return Err(store::refuse_unmanaged(&dir, &why));
         }
     }
     let staging = store.stage(kind, &sel.version)?;

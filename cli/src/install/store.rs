@@ -66,6 +66,19 @@ pub enum State {
     Unmanaged(String),
 }
 
+/// The refusal for an [`State::Unmanaged`] directory at `dir`: every way
+/// of installing leaves it alone, and says so in the same words.
+pub fn refuse_unmanaged(dir: &Path, why: &str) -> Failure {
+    Failure::new(
+        Exit::Refused,
+        format!(
+            "{} exists but was not installed by dockyard install ({why}); it is left \
+             alone. If no instance runs from it, move it away and run this again",
+            dir.display()
+        ),
+    )
+}
+
 pub struct Store {
     pub root: PathBuf,
 }
