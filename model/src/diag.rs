@@ -60,6 +60,16 @@ impl Diagnostic {
         }
     }
 
+    /// A single-valued `key` given again at `origin`: the later line wins,
+    /// in instance confs and the host's policy alike.
+    pub fn set_again(origin: &Origin, key: &str, earlier_line: usize) -> Self {
+        Self::at(
+            origin,
+            Severity::Warning,
+            format!("{key}= set again; this overrides line {earlier_line}"),
+        )
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }

@@ -243,13 +243,10 @@ fn build(path: &Path, doc: &Document) -> (HostConf, Vec<Diagnostic>) {
         };
         if let Some(at) = last.iter().position(|(k, _)| std::ptr::eq(*k, key)) {
             let (_, prev) = last.remove(at);
-            diags.push(Diagnostic::at(
+            diags.push(Diagnostic::set_again(
                 &entry.origin,
-                Severity::Warning,
-                format!(
-                    "{}= set again; this overrides line {}",
-                    entry.key, prev.origin.line
-                ),
+                &entry.key,
+                prev.origin.line,
             ));
         }
         last.push((key, entry));

@@ -378,13 +378,10 @@ fn merge<'a>(name: &InstanceName, docs: &'a [Document], diags: &mut Vec<Diagnost
                 Read::Single(_) => {
                     if let Some(prev) = merged.values.insert((section, key.name), entry) {
                         if prev.origin.path == entry.origin.path {
-                            diags.push(Diagnostic::at(
+                            diags.push(Diagnostic::set_again(
                                 &entry.origin,
-                                Severity::Warning,
-                                format!(
-                                    "{}= set again; this overrides line {}",
-                                    entry.key, prev.origin.line
-                                ),
+                                &entry.key,
+                                prev.origin.line,
                             ));
                         }
                     }
