@@ -8,17 +8,7 @@ density_names() { local i; for ((i = 1; i <= $1; i++)); do echo "dn$i"; done; }
 # install_deb_only: the .deb built from this checkout (or LC_DEB), installed with apt-get
 # in the booted host; Docker is the rootfs's pre-laid Debian binaries, so no mirror.
 install_deb_only() {
-    local deb=${LC_DEB:-}
-    if [[ -z $deb ]]; then
-        "$REPO/packaging/deb/build.sh" >"$LC_WORK/logs/build-deb.log" 2>&1 ||
-            { tail -n 20 "$LC_WORK/logs/build-deb.log" >&2; lc_die "packaging/deb/build.sh failed"; return 1; }
-        deb=$(sed -n 's/^build-deb: \(.*\.deb\)$/\1/p' "$LC_WORK/logs/build-deb.log")
-    fi
-    [[ -f $deb ]] || { lc_die "no .deb to install (${deb:-none})"; return 1; }
-    lc_copy_in "$deb" /var/cache/dockyard.deb
-    lc_exec env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /var/cache/dockyard.deb \
-        >"$LC_WORK/logs/apt-install.log" 2>&1 ||
-        { tail -n 20 "$LC_WORK/logs/apt-install.log" >&2; lc_die "apt-get install of the .deb failed"; return 1; }
+    install_deb || return 1
     lc_exec test -x "/var/lib/dockyard/artifacts/docker/$LC_DOCKER_VERSION/bin/dockerd" ||
         { lc_die "the rootfs has no dockerd $LC_DOCKER_VERSION in the store"; return 1; }
     # The backend the firewall checks (instance_lib.sh) look in.

@@ -206,15 +206,10 @@ no_dockyard_firewall() {
 }
 
 # --- install ---------------------------------------------------------------------------
-# install_dockyard: the .deb built from this checkout, installed with apt-get in the
-# booted host, then Docker and sysbox from the fixture mirror with `dockyard install`.
-install_dockyard() {
-    local t0
-    t0=$(lc__now)
-    # Installed the way an admin installs it: the .deb built from this checkout
-    # (packaging/deb/build.sh, lintian-checked), with apt-get inside the booted
-    # host, so every test here also tests the package. LC_DEB=FILE uses a .deb
-    # built beforehand.
+# install_deb: the .deb built from this checkout installed the way an admin installs it
+# (packaging/deb/build.sh, lintian-checked), with apt-get inside the booted host, so
+# every test also tests the package. LC_DEB=FILE uses a .deb built beforehand.
+install_deb() {
     local deb=${LC_DEB:-}
     if [[ -z $deb ]]; then
         "$REPO/packaging/deb/build.sh" >"$LC_WORK/logs/build-deb.log" 2>&1 ||
@@ -225,6 +220,14 @@ install_dockyard() {
     lc_copy_in "$deb" /var/cache/dockyard.deb
     lc_exec env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /var/cache/dockyard.deb >"$LC_WORK/logs/apt-install.log" 2>&1 ||
         { tail -n 20 "$LC_WORK/logs/apt-install.log" >&2; lc_die "apt-get install of the .deb failed"; return 1; }
+}
+
+# install_dockyard: the .deb built from this checkout, installed with apt-get in the
+# booted host, then Docker and sysbox from the fixture mirror with `dockyard install`.
+install_dockyard() {
+    local t0
+    t0=$(lc__now)
+    install_deb || return 1
     install_artifacts
     set_firewall_backend
     lc_exec systemctl daemon-reload
