@@ -313,6 +313,9 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
     u.push_str("After=network-online.target nss-lookup.target firewalld.service time-set.target\n");
     // Wants=, not Requires=: restarting the containerd must not restart
     // dockerd (its containers keep running through containerd's shims).
+    // After= for the stop: dockerd stops its containers through containerd,
+    // so containerd goes last. The start waits only for containerd's exec
+    // (its unit is Type=exec).
     line(&mut u, "Wants", &inst.name.containerd_unit());
     line(&mut u, "After", &inst.name.containerd_unit());
     if inst.uses_sysbox() {
@@ -408,7 +411,12 @@ fn containerd_unit(inst: &Instance) -> UnitFile {
         &format!("{bin}/containerd"),
     );
     line(&mut u, "AssertFileNotEmpty", &paths::containerd_config());
-    u.push_str("\n[Service]\nType=notify\n");
+    u.push_str(concat!(
+        "\n[Service]\n",
+        "# Started once exec'd, not once it answers: dockerd waits for the socket\n",
+        "# itself (up to 60 s), so the instance's helpers run while this one starts.\n",
+        "Type=exec\n",
+    ));
     line(&mut u, "Slice", &name.container_slice());
     u.push_str("Environment=");
     push_exec_arg(&mut u, &format!("PATH={bin}:{SYSTEM_PATH}"));

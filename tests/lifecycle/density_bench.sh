@@ -8,7 +8,9 @@
 # 1. Start: `systemctl start NAME_docker.service` (its containerd, dockyard-prepare,
 #    dockyard-network, dockerd) until GET /_ping answers OK, against the same by hand:
 #    the bridge with `ip`, then containerd and dockerd with exactly the units' command
-#    lines (read from `systemctl show`), until GET /_ping answers. DENSITY_BENCH_RUNS
+#    lines (read from `systemctl show`), until GET /_ping answers; also until `systemctl
+#    start` returns (its ExecStartPost= runs after dockerd's READY=1). The poller is
+#    started before either side's clock: its own start is not timed. DENSITY_BENCH_RUNS
 #    (default 7) of each, interleaved, after one warm-up of each.
 # 2. Boot: from starting the container (systemd-nspawn -b) to every one of K autostart
 #    instances answering GET /_ping, K in DENSITY_BENCH_COUNTS (default "10 50 100");
@@ -48,39 +50,59 @@ argv() {
 stats() { sort -n | awk '{ v[NR] = $1 } END { printf "%.1f %.1f %.1f", v[1], v[int((NR + 1) / 2)], v[int(NR * 0.9 + 0.999)] }'; }
 
 # --- 1. start ----------------------------------------------------------------------------
+# poll_from SOCK: starts the poller (density_ping.py at) in the background, its output in
+# $LC_WORK/state/ping.out, and returns once it polls: its interpreter's start must not be
+# timed on either side. POLLER is its PID.
+poll_from() {
+    density_ping at 60 "$1" >"$LC_WORK/state/ping.out" &
+    POLLER=$!
+    sleep 0.3
+}
+
+# answered_ms T0: ms from T0 to the poller's first OK.
+answered_ms() {
+    wait "$POLLER" || return 1
+    awk -v t0="$1" -v ok="$(cat "$LC_WORK/state/ping.out")" 'BEGIN { printf "%.1f\n", (ok - t0) * 1000 }'
+}
+
+# start_dockyard NAME: prints "API_MS RETURN_MS": from `systemctl start` to the API's
+# first OK, and to `systemctl start` returning (after ExecStartPost=).
 start_dockyard() {
-    local t0 s
+    local t0 back ms
     # Many starts in a row would trip the units' StartLimitBurst=3.
     lc_exec systemctl reset-failed "$1_docker.service" "$1_containerd.service" 2>/dev/null || true
+    poll_from "$(host_sock "$1")"
     t0=$(now)
     lc_exec systemctl start "$1_docker.service"
-    s=$(density_ping wait 60 "$t0" "$(host_sock "$1")") || { lc_die "$1 did not answer after systemctl start"; return 1; }
+    back=$(since "$t0")
+    ms=$(answered_ms "$t0") || { lc_die "$1 did not answer after systemctl start"; return 1; }
     lc_exec systemctl stop "$1_docker.service"
-    awk -v s="$s" 'BEGIN { printf "%.1f\n", s * 1000 }'
+    echo "$ms $back"
 }
 
 start_bare() {
-    local n=$1 t0 s bridge
+    local n=$1 t0 ms bridge
     bridge=$(lc_exec sed -n 's/^BridgeCIDR=//p' "$CONF_DIR/$n.conf")
     lc_exec mkdir -p "/run/${n}_docker" "/run/${n}_containerd"
     lc_exec cp /var/tmp/density-daemon.json "/run/${n}_docker/daemon.json"
+    poll_from "$(host_sock "$n")"
     t0=$(now)
     # shellcheck disable=SC2016,SC2086  # expanded by the inner sh; the argvs are split on purpose
     lc_exec sh -c 'ip link add "$1" type bridge && ip addr add "$2" dev "$1" && ip link set "$1" up &&
         { setsid $3 </dev/null >/var/tmp/bare-containerd.log 2>&1 & } &&
         { setsid $4 </dev/null >/var/tmp/bare-dockerd.log 2>&1 & }' sh \
         "${n}_docker0" "$bridge" "$CONTAINERD_ARGV" "$DOCKERD_ARGV"
-    s=$(density_ping wait 60 "$t0" "$(host_sock "$n")") ||
+    ms=$(answered_ms "$t0") ||
         { lc_die "the dockerd started by hand did not answer: $(lc_exec tail -n 5 /var/tmp/bare-dockerd.log)"; return 1; }
     # shellcheck disable=SC2016
     lc_exec sh -c 'kill $(cat "/run/$1_docker/dockerd.pid"); while [ -e "/run/$1_docker/dockerd.pid" ]; do sleep 0.05; done
         pkill -f -- "--address /run/$1_containerd/containerd.sock"; while pgrep -f -- "--address /run/$1_containerd/" >/dev/null; do sleep 0.05; done
         ip link del "$1_docker0"; rm -rf "/run/$1_docker" "/run/$1_containerd"' sh "$n"
-    awk -v s="$s" 'BEGIN { printf "%.1f\n", s * 1000 }'
+    echo "$ms"
 }
 
 bench_start() {
-    local n=dn1 i a b ours=() theirs=()
+    local n=dn1 i a r b ours=() back=() theirs=()
     lc_exec timeout 300 dockyard new "$n" --runtime runc --docker-version "$LC_DOCKER_VERSION" </dev/null >/dev/null
     lc_exec systemctl daemon-reload
     lc_exec systemctl start "${n}_docker.service"
@@ -91,11 +113,12 @@ bench_start() {
         { lc_die "cannot read the units' command lines: '$DOCKERD_ARGV' '$CONTAINERD_ARGV'"; return 1; }
     lc_exec systemctl stop "${n}_docker.service"
     for ((i = 0; i <= RUNS; i++)); do
-        a=$(start_dockyard "$n") || return 1
+        read -r a r < <(start_dockyard "$n") && [[ -n ${r:-} ]] || return 1
         b=$(start_bare "$n") || return 1
-        if ((i > 0)); then ours+=("$a"); theirs+=("$b"); fi
+        if ((i > 0)); then ours+=("$a"); back+=("$r"); theirs+=("$b"); fi
     done
     read -r amin amed ap90 < <(printf '%s\n' "${ours[@]}" | stats)
+    read -r rmin rmed rp90 < <(printf '%s\n' "${back[@]}" | stats)
     read -r bmin bmed bp90 < <(printf '%s\n' "${theirs[@]}" | stats)
     out ""
     out "Start until the API answers, $RUNS runs each, interleaved (1-minute load $(cut -d' ' -f1 /proc/loadavg)):"
@@ -103,9 +126,10 @@ bench_start() {
     out "| case | min ms | median ms | p90 ms | median vs by hand |"
     out "|---|---|---|---|---|"
     out "| by hand: \`ip\` bridge, containerd and dockerd with the units' flags | $bmin | $bmed | $bp90 | 1.00x |"
-    out "| \`systemctl start ${n}_docker.service\` | $amin | $amed | $ap90 | $(awk -v a="$amed" -v b="$bmed" 'BEGIN { printf "%.2fx", a / b }') |"
+    out "| \`systemctl start ${n}_docker.service\`: until the API answers | $amin | $amed | $ap90 | $(awk -v a="$amed" -v b="$bmed" 'BEGIN { printf "%.2fx", a / b }') |"
+    out "| \`systemctl start ${n}_docker.service\`: until it returns | $rmin | $rmed | $rp90 | $(awk -v a="$rmed" -v b="$bmed" 'BEGIN { printf "%.2fx", a / b }') |"
     out ""
-    out "Dockyard's overhead: $(awk -v a="$amed" -v b="$bmed" 'BEGIN { printf "%.1f", a - b }') ms at the median (goal: at most 50 ms)."
+    out "Dockyard's overhead at the median (goal: at most 50 ms): $(awk -v a="$amed" -v b="$bmed" 'BEGIN { printf "%.1f", a - b }') ms until the API answers, $(awk -v a="$rmed" -v b="$bmed" 'BEGIN { printf "%.1f", a - b }') ms until \`systemctl start\` returns."
 }
 
 # --- 2 and 3. boot and memory --------------------------------------------------------------

@@ -6,6 +6,9 @@
                                            print the seconds from SINCE (a time.time()
                                            value) to the last one's first OK, and exit 1
                                            when SECS pass first
+  density_ping.py at SECS SOCK...          the same, printing the time.time() of that OK:
+                                           started before what it times, so that this
+                                           interpreter's own start is not timed
 """
 import socket
 import sys
@@ -27,6 +30,19 @@ def ping(path: str) -> bool:
         return False
 
 
+def until(limit, waiting):
+    """Polls every millisecond until every socket in WAITING has answered OK;
+    returns the time.time() of the last first OK (exit 1 after LIMIT seconds)."""
+    deadline = time.time() + limit
+    while waiting:
+        waiting = {p for p in waiting if not ping(p)}
+        if waiting:
+            if time.time() > deadline:
+                sys.exit(f"{len(waiting)} not answering after {limit}s: " + " ".join(sorted(waiting)))
+            time.sleep(0.001)
+    return time.time()
+
+
 def main(argv):
     if len(argv) >= 2 and argv[0] == "check":
         bad = [p for p in argv[1:] if not ping(p)]
@@ -34,15 +50,10 @@ def main(argv):
             sys.exit("no answer from: " + " ".join(bad))
         return
     if len(argv) >= 4 and argv[0] == "wait":
-        limit, since, waiting = float(argv[1]), float(argv[2]), set(argv[3:])
-        deadline = time.time() + limit
-        while waiting:
-            waiting = {p for p in waiting if not ping(p)}
-            if waiting:
-                if time.time() > deadline:
-                    sys.exit(f"{len(waiting)} not answering after {limit}s: " + " ".join(sorted(waiting)))
-                time.sleep(0.001)
-        print(f"{time.time() - since:.3f}")
+        print(f"{until(float(argv[1]), set(argv[3:])) - float(argv[2]):.3f}")
+        return
+    if len(argv) >= 3 and argv[0] == "at":
+        print(f"{until(float(argv[1]), set(argv[2:])):.6f}")
         return
     sys.exit(__doc__)
 

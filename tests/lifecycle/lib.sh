@@ -519,22 +519,59 @@ UNIT
     done
 }
 
+# lc__cgroup: prints the cgroup2 directory this run's container lives in, made on first use.
+# --keep-unit boots the container in nspawn's own cgroup. Where that is the cgroup2 root
+# (systemd is not PID 1 here), two runs would boot two systemds on one tree: each takes
+# the other's system.slice for its own and they fail each other's units (219/CGROUP,
+# daemons killed by the other's stop). So each run gets a child of the root of its own.
+# Where nspawn already sits in a cgroup of its own (a unit or scope of the host's
+# systemd), that one is left as it is: it is not ours to divide.
+lc__cgroup() {
+    local mnt own dir
+    for mnt in /sys/fs/cgroup/unified /sys/fs/cgroup; do
+        [[ $(stat -fc %T "$mnt" 2>/dev/null) == cgroup2fs ]] && break
+        mnt=""
+    done
+    [[ -n $mnt ]] || return 0
+    own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+    [[ $own == / ]] || return 0
+    dir="$mnt/dockyard-lc.${LC_WORK##*.}"
+    mkdir -p "$dir" || { lc_die "cannot make the container's cgroup $dir"; return 1; }
+    lc__state_set cgroup "$dir"
+    echo "$dir"
+}
+
+# lc__cgroup_rm: removes this run's cgroup and whatever the container's systemd left in
+# it (children first: rmdir only takes empty leaves). Idempotent.
+lc__cgroup_rm() {
+    local dir
+    dir=$(lc__state_get cgroup 2>/dev/null) || return 0
+    [[ -d $dir ]] && find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null
+    [[ -d $dir ]] && lc_log "cgroup $dir is not empty yet; left in place"
+    rm -f "$LC_WORK/state/cgroup"
+    return 0
+}
+
 # Start nspawn in the background on $LC_ROOT and wait for running/degraded.
 lc__start_container() {
     lc__veth_up || return 1
-    local log="$LC_WORK/logs/nspawn.log" t0
+    local log="$LC_WORK/logs/nspawn.log" t0 cgroup
+    cgroup=$(lc__cgroup) || return 1
     printf '\n==== boot %s ====\n' "$(date -u +%FT%TZ)" >>"$log"
     t0=$(lc__now)
     # SYSTEMD_SECCOMP=0: docker/runc inside need syscalls nspawn's filter blocks.
     # SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1: pure cgroup2 inside although the host is hybrid.
     # --register=no --keep-unit: systemd is not PID 1 on the host (no machined, no scope).
-    SYSTEMD_SECCOMP=0 SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid systemd-nspawn \
-        --quiet --register=no --keep-unit \
-        -D "$LC_ROOT" -M dockyard-test -b \
-        --network-interface="$LC_VETH_CT" \
-        --capability=all --resolv-conf=off --timezone=off --link-journal=no \
-        --setenv=SYSTEMD_COLORS=0 \
-        </dev/null >>"$log" 2>&1 &
+    # The subshell joins the run's cgroup, then becomes nspawn (exec keeps its PID).
+    (
+        [[ -z $cgroup ]] || echo "$BASHPID" >"$cgroup/cgroup.procs" || exit 1
+        SYSTEMD_SECCOMP=0 SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 exec setsid systemd-nspawn \
+            --quiet --register=no --keep-unit \
+            -D "$LC_ROOT" -M dockyard-test -b \
+            --network-interface="$LC_VETH_CT" \
+            --capability=all --resolv-conf=off --timezone=off --link-journal=no \
+            --setenv=SYSTEMD_COLORS=0
+    ) </dev/null >>"$log" 2>&1 &
     local npid=$!
     lc__state_set nspawn.pid "$npid"
     # Find the container's init: a descendant of nspawn that is PID 1 in its PID namespace.
@@ -677,6 +714,7 @@ lc_poweroff() {
     wait "$npid" 2>/dev/null || true
     rm -f "$LC_WORK/state/leader.pid" "$LC_WORK/state/nspawn.pid"
     lc__udev_marker_rm
+    lc__cgroup_rm
 }
 
 # lc_reboot: power off, boot again on the same working copy and uplink; exports LC_PID,
