@@ -59,9 +59,9 @@ poll_from() {
     sleep 0.3
 }
 
-# answered_ms T0: ms from T0 to the poller's first OK.
+# answered_ms T0: ms from T0 to the poller's first OK, once it has exited (`wait` in the
+# caller: a command substitution cannot wait for its parent's child).
 answered_ms() {
-    wait "$POLLER" || return 1
     awk -v t0="$1" -v ok="$(cat "$LC_WORK/state/ping.out")" 'BEGIN { printf "%.1f\n", (ok - t0) * 1000 }'
 }
 
@@ -75,7 +75,8 @@ start_dockyard() {
     t0=$(now)
     lc_exec systemctl start "$1_docker.service"
     back=$(since "$t0")
-    ms=$(answered_ms "$t0") || { lc_die "$1 did not answer after systemctl start"; return 1; }
+    wait "$POLLER" || { lc_die "$1 did not answer after systemctl start"; return 1; }
+    ms=$(answered_ms "$t0")
     lc_exec systemctl stop "$1_docker.service"
     echo "$ms $back"
 }
@@ -92,8 +93,9 @@ start_bare() {
         { setsid $3 </dev/null >/var/tmp/bare-containerd.log 2>&1 & } &&
         { setsid $4 </dev/null >/var/tmp/bare-dockerd.log 2>&1 & }' sh \
         "${n}_docker0" "$bridge" "$CONTAINERD_ARGV" "$DOCKERD_ARGV"
-    ms=$(answered_ms "$t0") ||
+    wait "$POLLER" ||
         { lc_die "the dockerd started by hand did not answer: $(lc_exec tail -n 5 /var/tmp/bare-dockerd.log)"; return 1; }
+    ms=$(answered_ms "$t0")
     # shellcheck disable=SC2016
     lc_exec sh -c 'kill $(cat "/run/$1_docker/dockerd.pid"); while [ -e "/run/$1_docker/dockerd.pid" ]; do sleep 0.05; done
         pkill -f -- "--address /run/$1_containerd/containerd.sock"; while pgrep -f -- "--address /run/$1_containerd/" >/dev/null; do sleep 0.05; done
