@@ -38,6 +38,21 @@ not_active() {
     for n in "$@"; do active "${n}_docker.service" || printf '%s ' "$n"; done
 }
 
+# none_restarted NAME...: no instance's dockerd or containerd was restarted (NRestarts=0
+# since boot). Restart=always would bring a failed start back and hide it from
+# all_active; the journal of the first one that restarted says why.
+none_restarted() {
+    local n units=() restarted
+    for n in "$@"; do units+=("${n}_docker.service" "${n}_containerd.service"); done
+    # One block per unit, blank-line separated, its properties in systemd's order.
+    restarted=$(lc_exec systemctl show -p Id -p NRestarts "${units[@]}" |
+        awk -v RS= '{ id = ""; r = 0
+            for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "Id") id = kv[2]; if (kv[1] == "NRestarts") r = kv[2] }
+            if (r != 0) printf "%s (%s) ", id, r }')
+    [[ -z $restarted ]] ||
+        lc_fail "restarted: $restarted: $(unit_state "${restarted%% *}")"
+}
+
 # in_batches K FUNCTION ARG...: FUNCTION ARG for every ARG, K at a time; fails (naming
 # the ARGs) if any call failed.
 in_batches() {

@@ -56,6 +56,7 @@ t02_start_concurrently() {
     done
     all_answer "${NAMES[@]}"
     live_disjoint "${NAMES[@]}"
+    none_restarted "${NAMES[@]}"
 }
 
 t03_container_in_each() {
@@ -75,6 +76,8 @@ t05_reboot_all_back() {
     lc__wait_for $((120 + 6 * N)) all_active "${NAMES[@]}" ||
         lc_fail "not every autostart instance is back after the reboot: $(not_active "${NAMES[@]}")"
     all_answer "${NAMES[@]}"
+    # Each came up at its first start of this boot.
+    none_restarted "${NAMES[@]}"
     for n in "${NAMES[@]}"; do rules_exactly_once "$n"; done
     no_duplicate_lines
     live_disjoint "${NAMES[@]}"
@@ -88,9 +91,9 @@ lc_boot density
 install_deb_only
 
 lc_test "1. dockyard new x$N concurrently: check accepts all, no two networks overlap" t01_new_concurrently
-lc_test "2. all $N started at once: active, API answers, live bridges disjoint" t02_start_concurrently
+lc_test "2. all $N started at once: active, API answers, live bridges disjoint, none restarted" t02_start_concurrently
 lc_test "3. a container runs in each of the $N" t03_container_in_each
 lc_test "4. each instance's firewall lines exactly once, no line duplicated" t04_rules_once
-lc_test "5. after a reboot all $N autostart instances are back, rules once, containers run" t05_reboot_all_back
+lc_test "5. after a reboot all $N autostart instances are back at their first start, rules once, containers run" t05_reboot_all_back
 lc_log "density suite (N=$N): boot ${LC_BOOT_SECONDS}s, reboot $(lc__state_get reboot.seconds 2>/dev/null || echo ?)s, total $(lc__elapsed "$SUITE_T0")s before teardown"
 lc_summary
