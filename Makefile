@@ -188,6 +188,8 @@ bench: build
 	$(CARGO) bench --locked -p dockyard-helpers --bench sysbox_chown
 	# Start overhead, boot to 10/50/100 instances and memory, in a booted host (root).
 	bash tests/lifecycle/density_bench.sh
+	# The density test at full size (CI runs it with 10): about 5 minutes on 2 cores.
+	DENSITY_N=100 bash tests/lifecycle/density_suite.sh
 
 clean:
 	$(CARGO) clean
