@@ -51,18 +51,23 @@ stats() { sort -n | awk '{ v[NR] = $1 } END { printf "%.1f %.1f %.1f", v[1], v[i
 
 # --- 1. start ----------------------------------------------------------------------------
 # poll_from SOCK: starts the poller (density_ping.py at) in the background, its output in
-# $LC_WORK/state/ping.out, and returns once it polls: its interpreter's start must not be
-# timed on either side. POLLER is its PID.
+# $LC_WORK/state/ping.out, and returns once it says it polls: its interpreter's start
+# must not be timed on either side. POLLER is its PID.
 poll_from() {
-    density_ping at 60 "$1" >"$LC_WORK/state/ping.out" &
+    local out="$LC_WORK/state/ping.out"
+    rm -f "$out"
+    density_ping at 60 "$1" >"$out" &
     POLLER=$!
-    sleep 0.3
+    until [[ -s $out ]]; do
+        kill -0 "$POLLER" 2>/dev/null || return 1
+        sleep 0.01
+    done
 }
 
-# answered_ms T0: ms from T0 to the poller's first OK, once it has exited (`wait` in the
-# caller: a command substitution cannot wait for its parent's child).
+# answered_ms T0: ms from T0 to the poller's first OK (its last line), once it has exited
+# (`wait` in the caller: a command substitution cannot wait for its parent's child).
 answered_ms() {
-    awk -v t0="$1" -v ok="$(cat "$LC_WORK/state/ping.out")" 'BEGIN { printf "%.1f\n", (ok - t0) * 1000 }'
+    awk -v t0="$1" -v ok="$(tail -n 1 "$LC_WORK/state/ping.out")" 'BEGIN { printf "%.1f\n", (ok - t0) * 1000 }'
 }
 
 # start_dockyard NAME: prints "API_MS RETURN_MS": from `systemctl start` to the API's
@@ -71,7 +76,7 @@ start_dockyard() {
     local t0 back ms
     # Many starts in a row would trip the units' StartLimitBurst=3.
     lc_exec systemctl reset-failed "$1_docker.service" "$1_containerd.service" 2>/dev/null || true
-    poll_from "$(host_sock "$1")"
+    poll_from "$(host_sock "$1")" || { lc_die "the poller did not start"; return 1; }
     t0=$(now)
     lc_exec systemctl start "$1_docker.service"
     back=$(since "$t0")
@@ -86,7 +91,7 @@ start_bare() {
     bridge=$(lc_exec sed -n 's/^BridgeCIDR=//p' "$CONF_DIR/$n.conf")
     lc_exec mkdir -p "/run/${n}_docker" "/run/${n}_containerd"
     lc_exec cp /var/tmp/density-daemon.json "/run/${n}_docker/daemon.json"
-    poll_from "$(host_sock "$n")"
+    poll_from "$(host_sock "$n")" || { lc_die "the poller did not start"; return 1; }
     t0=$(now)
     # shellcheck disable=SC2016,SC2086  # expanded by the inner sh; the argvs are split on purpose
     lc_exec sh -c 'ip link add "$1" type bridge && ip addr add "$2" dev "$1" && ip link set "$1" up &&

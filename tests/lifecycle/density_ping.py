@@ -6,8 +6,9 @@
                                            print the seconds from SINCE (a time.time()
                                            value) to the last one's first OK, and exit 1
                                            when SECS pass first
-  density_ping.py at SECS SOCK...          the same, printing the time.time() of that OK:
-                                           started before what it times, so that this
+  density_ping.py at SECS SOCK...          the same, printing "polling" once it polls,
+                                           then the time.time() of that OK: started
+                                           before what it times, so that this
                                            interpreter's own start is not timed
 """
 import socket
@@ -53,6 +54,7 @@ def main(argv):
         print(f"{until(float(argv[1]), set(argv[3:])) - float(argv[2]):.3f}")
         return
     if len(argv) >= 3 and argv[0] == "at":
+        print("polling", flush=True)
         print(f"{until(float(argv[1]), set(argv[2:])):.6f}")
         return
     sys.exit(__doc__)
