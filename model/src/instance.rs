@@ -77,6 +77,10 @@ pub struct Instance {
     pub pool_size: u8,
     pub runtime: Runtime,
     pub docker_version: String,
+    /// Docker's rootless mode (`Rootless=yes`): rootlesskit, dockerd, its
+    /// containerd and the containers run as the instance's own user in a
+    /// user namespace, so its socket grants what that user can do, not root.
+    pub rootless: bool,
     pub autostart: bool,
     pub daemon_options: Vec<DaemonOption>,
     /// `AllowFrom=` as written; see [`Instance::allowed_nets`].
@@ -216,10 +220,30 @@ pub fn build(
             _ => Some(size),
         }),
     };
-    let runtime = read
-        .value(&keys::RUNTIME)
-        .map(|v| v.and_then(runtime))
-        .unwrap_or(Some(Runtime::SysboxRunc));
+    let rootless = read
+        .value(&keys::ROOTLESS)
+        .map(|v| v.and_then(boolean))
+        .unwrap_or(Some(false));
+    // sysbox-runc is run by a root dockerd and needs the host-wide
+    // sysbox-mgr and sysbox-fs: a rootless instance runs runc, by default
+    // and only.
+    let runtime = match read.value(&keys::RUNTIME) {
+        None if rootless == Some(true) => Some(Runtime::Runc),
+        None => Some(Runtime::SysboxRunc),
+        Some(v) => v.and_then(runtime).and_then(|r| match (r, rootless) {
+            (Runtime::SysboxRunc, Some(true)) => read.refuse(
+                &keys::RUNTIME,
+                format!(
+                    "sysbox-runc needs a rootful dockerd (it is run as root, beside the host-wide sysbox-mgr and sysbox-fs), and this instance has Rootless=yes{}; use Runtime=runc, or drop Rootless=yes",
+                    merged
+                        .origin(&keys::ROOTLESS)
+                        .map(|o| format!(" ({o})"))
+                        .unwrap_or_default()
+                ),
+            ),
+            _ => Some(r),
+        }),
+    };
     let docker_version = match read.value(&keys::DOCKER_VERSION) {
         Some(v) => v.and_then(version).inspect(|v| {
             if let Some(known) = &defaults.known_docker {
@@ -278,6 +302,7 @@ pub fn build(
         Some(pool_size),
         Some(runtime),
         Some(docker_version),
+        Some(rootless),
         Some(autostart),
     ) = (
         root,
@@ -287,6 +312,7 @@ pub fn build(
         pool_size,
         runtime,
         docker_version,
+        rootless,
         autostart,
     )
     else {
@@ -323,6 +349,7 @@ pub fn build(
         pool_size,
         runtime,
         docker_version,
+        rootless,
         autostart,
         daemon_options,
         allow_from,
@@ -762,6 +789,31 @@ mod tests {
     }
 
     #[test]
+    fn rootless_runs_runc_and_refuses_sysbox() {
+        let (inst, diags) = build_text(&format!("{MINIMAL}Rootless=yes\n"));
+        assert!(diags.is_empty(), "{diags:?}");
+        let i = inst.expect("instance");
+        assert!(i.rootless);
+        assert_eq!(i.runtime, Runtime::Runc);
+        let (inst, diags) = build_text(&format!("{MINIMAL}Rootless=yes\nRuntime=runc\n"));
+        assert!(diags.is_empty() && inst.is_some_and(|i| i.rootless));
+        // Asked for both: refused at the Runtime= line, naming Rootless='s.
+        let (inst, diags) =
+            build_text(&format!("{MINIMAL}Rootless=yes\nRuntime=sysbox-runc\n"));
+        assert!(inst.is_none());
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(
+            diags[0].starts_with("/c/dy1.conf:5: error: Runtime=sysbox-runc: sysbox-runc needs a rootful dockerd")
+                && diags[0].contains("Rootless=yes (/c/dy1.conf:4)"),
+            "{diags:?}"
+        );
+        let (inst, _) = build_text(&format!("{MINIMAL}Rootless=maybe\n"));
+        assert!(inst.is_none());
+        let (inst, _) = build_text(MINIMAL);
+        assert!(!inst.expect("instance").rootless);
+    }
+
+    #[test]
     fn missing_required_keys() {
         let (inst, diags) = build_text("[Instance]\nRoot=/dy1\n");
         assert!(inst.is_none());
@@ -799,7 +851,7 @@ mod tests {
             [
                 "/c/dy1.conf:6: warning: unknown section [Extra] ignored; sections are [Instance], [Network], [Resources], [Daemon]",
                 "/c/dy1.conf:4: warning: unknown key bridgecidr= in [Instance] ignored; did you mean BridgeCIDR=?",
-                "/c/dy1.conf:5: warning: unknown key Foo= in [Instance] ignored; known keys: Root, BridgeCIDR, FixedCIDR, PoolBase, PoolSize, Runtime, DockerVersion, Autostart",
+                "/c/dy1.conf:5: warning: unknown key Foo= in [Instance] ignored; known keys: Root, BridgeCIDR, FixedCIDR, PoolBase, PoolSize, Runtime, DockerVersion, Rootless, Autostart",
             ]
         );
     }

@@ -147,13 +147,19 @@ pub const RUNTIME: Key = key(
     Instance,
     "Runtime",
     Single(read_runtime),
-    "sysbox-runc (default) or runc",
+    "sysbox-runc (default) or runc; runc, and only runc, with Rootless=yes",
 );
 pub const DOCKER_VERSION: Key = key(
     Instance,
     "DockerVersion",
     Single(read_version),
     "Docker version from the artifact store; default the manifest's",
+);
+pub const ROOTLESS: Key = key(
+    Instance,
+    "Rootless",
+    Single(read_bool),
+    "run dockerd, containerd and the containers as the instance's own user in a user namespace (Docker's rootless mode); default no",
 );
 pub const AUTOSTART: Key = key(
     Instance,
@@ -232,6 +238,7 @@ pub const KEYS: &[&Key] = &[
     &POOL_SIZE,
     &RUNTIME,
     &DOCKER_VERSION,
+    &ROOTLESS,
     &AUTOSTART,
     &ALLOW_FROM,
     &ACCEPT_HOST_ROUTE,
