@@ -19,7 +19,6 @@ mod notify;
 mod prepare;
 mod refused;
 mod state;
-mod subid;
 mod sysbox_chown;
 mod sysbox_user;
 mod users;

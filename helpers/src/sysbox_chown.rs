@@ -44,7 +44,7 @@ use crate::args;
 use crate::bail;
 use crate::error::{Context, Error, Result};
 use crate::notify;
-use crate::subid;
+use dockyard_model::subid;
 
 pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
     let opts = args::parse(argv, sysbox::CHOWN_OPTIONS)?;

@@ -29,8 +29,8 @@ use crate::dirs;
 use crate::error::{Context, Error, Result};
 use dockyard_model::contract::{self, sysbox, Opt, Values};
 
-use crate::subid::{self, Range};
 use crate::users;
+use dockyard_model::subid::{self, Range};
 
 /// sysbox-mgr's default `--subid-range-size`.
 pub const RANGE_SIZE: u32 = 268_435_456;

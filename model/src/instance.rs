@@ -798,13 +798,13 @@ mod tests {
         let (inst, diags) = build_text(&format!("{MINIMAL}Rootless=yes\nRuntime=runc\n"));
         assert!(diags.is_empty() && inst.is_some_and(|i| i.rootless));
         // Asked for both: refused at the Runtime= line, naming Rootless='s.
-        let (inst, diags) =
-            build_text(&format!("{MINIMAL}Rootless=yes\nRuntime=sysbox-runc\n"));
+        let (inst, diags) = build_text(&format!("{MINIMAL}Rootless=yes\nRuntime=sysbox-runc\n"));
         assert!(inst.is_none());
         assert_eq!(diags.len(), 1, "{diags:?}");
         assert!(
-            diags[0].starts_with("/c/dy1.conf:5: error: Runtime=sysbox-runc: sysbox-runc needs a rootful dockerd")
-                && diags[0].contains("Rootless=yes (/c/dy1.conf:4)"),
+            diags[0].starts_with(
+                "/c/dy1.conf:5: error: Runtime=sysbox-runc: sysbox-runc needs a rootful dockerd"
+            ) && diags[0].contains("Rootless=yes (/c/dy1.conf:4)"),
             "{diags:?}"
         );
         let (inst, _) = build_text(&format!("{MINIMAL}Rootless=maybe\n"));

@@ -27,6 +27,7 @@ pub mod resources;
 pub mod root;
 pub mod source;
 pub mod state;
+pub mod subid;
 pub mod suggest;
 mod value;
 

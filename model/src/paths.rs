@@ -96,6 +96,30 @@ pub const SYSBOX_MGR_NO_DOCKER: &str = "/run/dockyard/sysbox-mgr-asks-no-docker.
 pub const SYSBOX_MGR_SOCKET: &str = "/run/sysbox/sysmgr.sock";
 pub const SYSBOX_FS_SOCKET: &str = "/run/sysbox/sysfs.sock";
 
+/// The subordinate id files (subuid(5)); `DOCKYARD_SUBUID_FILE` and
+/// `DOCKYARD_SUBGID_FILE` move them (tests), as `DOCKYARD_LOGIN_DEFS` moves
+/// login.defs(5), whose `SUB_UID_MIN`-style settings bound the ranges.
+pub const SUBUID_FILE: &str = "/etc/subuid";
+pub const SUBGID_FILE: &str = "/etc/subgid";
+pub const LOGIN_DEFS: &str = "/etc/login.defs";
+
+pub fn subuid_file() -> PathBuf {
+    overridable("DOCKYARD_SUBUID_FILE", SUBUID_FILE)
+}
+
+pub fn subgid_file() -> PathBuf {
+    overridable("DOCKYARD_SUBGID_FILE", SUBGID_FILE)
+}
+
+pub fn login_defs() -> PathBuf {
+    overridable("DOCKYARD_LOGIN_DEFS", LOGIN_DEFS)
+}
+
+/// Held by whoever changes /etc/subuid and /etc/subgid (a rootless
+/// instance's first start, sysbox's user, `dockyard destroy`), so that
+/// hundreds of instances starting at once never pick the same free range.
+pub const SUBID_LOCK: &str = "/run/dockyard/subid.lock";
+
 /// Helpers called from the generated units. `make install PREFIX=…` builds
 /// with DOCKYARD_LIBEXEC_DIR set so units point where the helpers went.
 pub const LIBEXEC_DIR: &str = match option_env!("DOCKYARD_LIBEXEC_DIR") {

@@ -1,4 +1,6 @@
 //! /etc/subuid and /etc/subgid: `name:first:count` lines (subuid(5)).
+//! Pure text functions: the helpers (sysbox's user, a rootless instance's
+//! user) and `dockyard destroy` do the reading, locking and writing.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
@@ -77,6 +79,66 @@ pub fn allocate(taken: &[Range], count: u32, min: u32, max: u32) -> Option<Range
     })
 }
 
+/// The ids a rootless instance's user gets: 65536, what an image's files
+/// and users need (Docker's and rootlesskit's documentation ask for it),
+/// so that about 5000 instances fit login.defs' default window beside
+/// sysbox's one range of 268435456.
+pub const ROOTLESS_RANGE: u32 = 65_536;
+
+/// The range `user` may keep: its one range of at least `count` ids in
+/// both files, the same numbers in both (what a rootless instance's data
+/// is owned by, so it must never move once files carry it).
+pub fn kept(uid_text: &str, gid_text: &str, user: &str, count: u32) -> Option<Range> {
+    match (
+        of_user(uid_text, user).as_slice(),
+        of_user(gid_text, user).as_slice(),
+    ) {
+        ([u], [g]) if u == g && u.count >= count => Some(*u),
+        _ => None,
+    }
+}
+
+/// One range of `count` ids free in both files within `[min, max]`: a
+/// rootless instance gets the same numbers as uids and gids, so `ls -n` of
+/// its data reads the same either way. Every other name's ranges (other
+/// instances', sysbox's, the admin's) are avoided; `user`'s own are not
+/// counted, as they are replaced.
+pub fn allocate_both(
+    uid_text: &str,
+    gid_text: &str,
+    user: &str,
+    count: u32,
+    min: u32,
+    max: u32,
+) -> Option<Range> {
+    let taken: Vec<Range> = all(uid_text)
+        .into_iter()
+        .chain(all(gid_text))
+        .filter(|(n, _)| *n != user)
+        .map(|(_, r)| r)
+        .collect();
+    allocate(&taken, count, min, max)
+}
+
+/// `text` without `user`'s lines, and with `user:first:count` appended
+/// when `range` is given; every other line (comments included) is kept
+/// byte for byte.
+pub fn with_range(text: &str, user: &str, range: Option<Range>) -> String {
+    let mut out = String::with_capacity(text.len() + 40);
+    for line in text.lines() {
+        let t = line.trim();
+        let is_users = !t.starts_with('#') && t.split(':').next() == Some(user);
+        if !is_users {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if let Some(r) = range {
+        out.push_str(&format!("{user}:{}:{}\n", r.first, r.count));
+    }
+    out
+}
+
 /// `SUB_UID_MIN`-style numeric settings from login.defs(5) text.
 pub fn login_defs_value(text: &str, key: &str) -> Option<u32> {
     text.lines().find_map(|line| {
@@ -131,6 +193,72 @@ mod tests {
         assert_eq!(allocate(&[], 0, 1, 10), None);
         // No overflow at the top of the id space.
         assert_eq!(allocate(&[], 268435456, u32::MAX - 10, u32::MAX), None);
+    }
+
+    #[test]
+    fn a_rootless_range_is_free_in_both_files_and_kept() {
+        let uids = "alice:100000:65536\nsysbox:165536:268435456\n";
+        let gids = "alice:100000:65536\nbob:268601000:100\n";
+        // Above sysbox's range (ends at 268600992) in subuid and bob's gids.
+        let r = allocate_both(uids, gids, "dy1_docker", ROOTLESS_RANGE, 100000, 600100000)
+            .expect("room");
+        assert_eq!(
+            r,
+            Range {
+                first: 268601100,
+                count: ROOTLESS_RANGE
+            }
+        );
+        let (u, g) = (
+            with_range(uids, "dy1_docker", Some(r)),
+            with_range(gids, "dy1_docker", Some(r)),
+        );
+        assert_eq!(kept(&u, &g, "dy1_docker", ROOTLESS_RANGE), Some(r));
+        // Its own old lines do not block it, and are replaced.
+        let again = allocate_both(&u, &g, "dy1_docker", ROOTLESS_RANGE, 100000, 600100000);
+        assert_eq!(again, Some(r));
+        // A second instance goes after the first.
+        let r2 =
+            allocate_both(&u, &g, "dy2_docker", ROOTLESS_RANGE, 100000, 600100000).expect("room");
+        assert_eq!(r2.first, r.first + ROOTLESS_RANGE);
+        // Different numbers in the two files, or too small: not kept.
+        let g_other = with_range(
+            gids,
+            "dy1_docker",
+            Some(Range {
+                first: 5,
+                count: ROOTLESS_RANGE,
+            }),
+        );
+        assert_eq!(kept(&u, &g_other, "dy1_docker", ROOTLESS_RANGE), None);
+        assert_eq!(kept(&u, &g, "dy1_docker", ROOTLESS_RANGE + 1), None);
+        // Removal keeps every other line, comments included.
+        assert_eq!(
+            with_range(
+                "# c\ndy1_docker:1:2\nalice:100000:65536\n",
+                "dy1_docker",
+                None
+            ),
+            "# c\nalice:100000:65536\n"
+        );
+        // Hundreds of instances fit the default window beside sysbox.
+        let (mut u, mut g) = (uids.to_string(), gids.to_string());
+        for i in 0..500 {
+            let name = format!("i{i}_docker");
+            let r = allocate_both(&u, &g, &name, ROOTLESS_RANGE, 100000, 600100000).expect("room");
+            u = with_range(&u, &name, Some(r));
+            g = with_range(&g, &name, Some(r));
+        }
+        let ranges: Vec<Range> = all(&u).into_iter().map(|(_, r)| r).collect();
+        for (i, a) in ranges.iter().enumerate() {
+            for b in &ranges[i + 1..] {
+                let (a0, b0) = (u64::from(a.first), u64::from(b.first));
+                assert!(
+                    a0 + u64::from(a.count) <= b0 || b0 + u64::from(b.count) <= a0,
+                    "{a:?} overlaps {b:?}"
+                );
+            }
+        }
     }
 
     #[test]
