@@ -3,7 +3,7 @@
 
 use crate::escape::{push_exec_arg, specifiers};
 use dockyard_model::contract::network::Network;
-use dockyard_model::contract::prepare::{self, Cleanup};
+use dockyard_model::contract::prepare::{self, Cleanup, Mode};
 use dockyard_model::contract::{installed, INSTANCE};
 use dockyard_model::engine;
 use dockyard_model::paths;
@@ -53,14 +53,19 @@ impl Output {
 pub fn render(instances: &[Instance], sysbox_version: &str) -> Output {
     let mut out = Output {
         units: dockyard_model::parallel::par_map(instances, |inst| {
-            [
+            let mut units = vec![
                 UnitFile {
                     name: inst.name.unit(),
                     content: instance_unit(inst, sysbox_version),
                 },
-                containerd_unit(inst),
                 slice_unit(inst),
-            ]
+            ];
+            // A rootless dockerd starts its own containerd, in its user
+            // namespace: no unit of the host's can run one there.
+            if !inst.rootless {
+                units.push(containerd_unit(inst));
+            }
+            units
         })
         .into_iter()
         .flatten()
@@ -145,6 +150,9 @@ pub fn prepare_up_args(v: &Values<'_>) -> Vec<String> {
         flag(prepare::CONFIG_FILE),
         v.config_file.clone(),
     ]);
+    if v.inst.rootless {
+        args.extend([flag(prepare::MODE), Mode::Rootless.as_str().to_string()]);
+    }
     // What this engine and runtime store images in (dockyard.conf(5),
     // IMAGE STORE); the helper keeps a data root's graph driver.
     if let Some(store) = engine::image_store(v.inst.runtime, &v.inst.docker_version) {
@@ -178,14 +186,26 @@ pub fn installed_args(v: &Values<'_>, sysbox_version: &str) -> Vec<String> {
 /// Once dockerd is up: its steady daemon.json (`dockyard-prepare started`,
 /// dockyard-helper(8)).
 pub fn prepare_started_args(v: &Values<'_>) -> Vec<String> {
-    vec![
+    let mut args = vec![
         paths::helper("dockyard-prepare"),
         "started".to_string(),
         flag(INSTANCE),
         v.name.to_string(),
         flag(prepare::CONFIG_FILE),
         v.config_file.clone(),
-    ]
+    ];
+    // A rootless instance's socket gets its owner from outside.
+    if v.inst.rootless {
+        args.extend([
+            flag(prepare::MODE),
+            Mode::Rootless.as_str().to_string(),
+            flag(prepare::ROOT),
+            v.inst.root.clone(),
+            flag(prepare::USER),
+            v.account.clone(),
+        ]);
+    }
+    args
 }
 
 pub fn prepare_down_args(v: &Values<'_>) -> Vec<String> {
@@ -254,6 +274,73 @@ pub fn dockerd_args(v: &Values<'_>, sysbox_version: &str) -> Vec<String> {
     args
 }
 
+/// A rootless instance's `ExecStart=`: root becomes the instance's user
+/// (`dockyard-prepare run-as`), which becomes rootlesskit; rootlesskit
+/// makes the user, mount and network namespaces and runs
+/// `dockyard-prepare in-namespace`, which becomes dockerd. rootlesskit's
+/// flags are dockerd-rootless.sh's: slirp4netns with its sandbox and
+/// seccomp filter where the host allows them, no access to the host's
+/// loopback, published ports through rootlesskit's own port driver, and
+/// private copies of /etc and /run.
+pub fn rootless_start_args(v: &Values<'_>) -> Vec<String> {
+    let prepare = paths::helper("dockyard-prepare");
+    let mut args = vec![
+        prepare.clone(),
+        prepare::RUN_AS.to_string(),
+        flag(prepare::USER),
+        v.account.clone(),
+        prepare::COMMAND_SEPARATOR.to_string(),
+        format!("{}/rootlesskit", v.bin_dir),
+        format!("--state-dir={}/rootlesskit", v.exec_root),
+        "--net=slirp4netns".to_string(),
+        "--mtu=65520".to_string(),
+        "--slirp4netns-sandbox=auto".to_string(),
+        "--slirp4netns-seccomp=auto".to_string(),
+        "--disable-host-loopback".to_string(),
+        "--port-driver=builtin".to_string(),
+        "--copy-up=/etc".to_string(),
+        "--copy-up=/run".to_string(),
+        "--propagation=rslave".to_string(),
+        prepare,
+        prepare::IN_NAMESPACE.to_string(),
+        prepare::COMMAND_SEPARATOR.to_string(),
+    ];
+    args.extend(rootless_dockerd_args(v));
+    args
+}
+
+/// A rootless dockerd: the same per-instance paths as a rootful one; its
+/// networks inside its own network namespace (its default bridge is that
+/// namespace's docker0, with BridgeCIDR=); its own containerd, started by
+/// dockerd below its exec root; and dockerd's own iptables rules, which
+/// there are the namespace's and nobody else's.
+pub fn rootless_dockerd_args(v: &Values<'_>) -> Vec<String> {
+    let inst = v.inst;
+    owned(&[
+        &format!("{}/dockerd", v.bin_dir),
+        "--config-file",
+        &v.config_file,
+        "--data-root",
+        &inst.data_root(),
+        "--exec-root",
+        &v.exec_root,
+        "--pidfile",
+        &inst.pidfile(),
+        "--host",
+        &format!("unix://{}", inst.socket()),
+        // Resolved in the user namespace, whose root group is the
+        // instance's group on the host; `prepare started` checks it.
+        "--group",
+        "root",
+        "--bip",
+        &inst.bridge.to_string(),
+        "--fixed-cidr",
+        &v.fixed,
+        "--default-address-pool",
+        &format!("base={},size={}", v.pool, inst.pool_size),
+    ])
+}
+
 /// Renders a long command line with one option per continuation line; the
 /// program and its positional arguments (the helper's action) stay first,
 /// and an option stays on one line with its value.
@@ -305,19 +392,25 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
     line(
         &mut u,
         "Description",
-        &format!("Dockyard Docker instance {}", v.name),
+        &format!(
+            "Dockyard Docker instance {}{}",
+            v.name,
+            if inst.rootless { " (rootless)" } else { "" }
+        ),
     );
     u.push_str("Documentation=man:dockyard.conf(5) man:dockyard-generator(8)\n");
     line(&mut u, "SourcePath", &inst.conf.to_string_lossy());
     u.push_str("Wants=network-online.target\n");
     u.push_str("After=network-online.target nss-lookup.target firewalld.service time-set.target\n");
-    // Wants=, not Requires=: restarting the containerd must not restart
-    // dockerd (its containers keep running through containerd's shims).
-    // After= for the stop: dockerd stops its containers through containerd,
-    // so containerd goes last. The start waits only for containerd's exec
-    // (its unit is Type=exec).
-    line(&mut u, "Wants", &inst.name.containerd_unit());
-    line(&mut u, "After", &inst.name.containerd_unit());
+    if !inst.rootless {
+        // Wants=, not Requires=: restarting the containerd must not restart
+        // dockerd (its containers keep running through containerd's shims).
+        // After= for the stop: dockerd stops its containers through
+        // containerd, so containerd goes last. The start waits only for
+        // containerd's exec (its unit is Type=exec).
+        line(&mut u, "Wants", &inst.name.containerd_unit());
+        line(&mut u, "After", &inst.name.containerd_unit());
+    }
     if inst.uses_sysbox() {
         // Wants= + PartOf=, not Requires=: a shared sysbox unit that fails
         // to start must not fail this job as "a dependency" before its own
@@ -335,10 +428,20 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
     u.push_str("[Service]\n");
     u.push_str("# dockerd reports READY=1 itself once its API answers.\n");
     u.push_str("Type=notify\n");
+    if inst.rootless {
+        u.push_str("# From inside rootlesskit, two processes below the main one.\n");
+        u.push_str("NotifyAccess=all\n");
+    }
     line(&mut u, "Slice", &inst.name.container_slice());
     u.push_str("Environment=");
     push_exec_arg(&mut u, &format!("PATH={}:{SYSTEM_PATH}", v.bin_dir));
     u.push('\n');
+    if inst.rootless {
+        // rootlesskit and a rootless dockerd take their defaults from it.
+        u.push_str("Environment=");
+        push_exec_arg(&mut u, &format!("XDG_RUNTIME_DIR={}", v.exec_root));
+        u.push('\n');
+    }
     line(&mut u, "RuntimeDirectory", &v.account);
     u.push_str("RuntimeDirectoryMode=0700\n");
     u.push_str("# Fails saying what to install while the store lacks what this unit runs.\n");
@@ -349,8 +452,18 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
         &inst.accept_host_routes,
     ));
     exec_directive(&mut u, "ExecStartPre", &up);
-    exec_directive(&mut u, "ExecStart", &dockerd_args(&v, sysbox_version));
+    if inst.rootless {
+        u.push_str(concat!(
+            "# As the instance's user: rootlesskit, in whose user namespace dockerd\n",
+            "# (\"--group root\" there is the instance's group here) and its containerd\n",
+            "# run (dockyard.conf(5), ROOTLESS).\n",
+        ));
+        exec_directive(&mut u, "ExecStart", &rootless_start_args(&v));
+    } else {
+        exec_directive(&mut u, "ExecStart", &dockerd_args(&v, sysbox_version));
+    }
     exec_directive(&mut u, "ExecStartPost", &prepare_started_args(&v));
+    // rootlesskit passes the signal on to dockerd.
     u.push_str("ExecReload=/bin/kill -s HUP $MAINPID\n");
     exec_directive(&mut u, "ExecStopPost", &network_args(&v, "down"));
     exec_directive(&mut u, "ExecStopPost", &prepare_down_args(&v));

@@ -18,6 +18,7 @@ mod network;
 mod notify;
 mod prepare;
 mod refused;
+mod rootless;
 mod state;
 mod sysbox_chown;
 mod sysbox_user;
@@ -99,7 +100,13 @@ fn run() -> i32 {
         },
     };
     logging::init(tool.ident());
-    if argv.iter().any(|a| a == "--help" || a == "-h") {
+    // Only the helper's own options: after `--` comes a command of its own
+    // (`dockyard-prepare run-as … -- rootlesskit …`).
+    if argv
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--help" || a == "-h")
+    {
         println!("{USAGE}");
         return 0;
     }

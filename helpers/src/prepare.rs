@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dockyard_model::contract::prepare::{self, Cleanup};
+use dockyard_model::contract::prepare::{self, Cleanup, Mode};
 use dockyard_model::contract::{self, Values};
 use dockyard_model::engine::{self, ImageStore};
 use dockyard_model::InstanceName;
@@ -13,7 +13,7 @@ use dockyard_model::InstanceName;
 use crate::args::{self, Opts};
 use crate::dirs::{self, DirSpec, SocketState};
 use crate::error::{Context, Error, Failures, Result};
-use crate::{bail, mounts, notify, state, users};
+use crate::{bail, mounts, notify, rootless, state, users};
 
 /// sun_path is 108 bytes including the terminating NUL.
 const SUN_PATH_MAX: usize = 107;
@@ -33,12 +33,21 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
     if argv.first().is_some_and(|a| a == "installed") {
         return crate::installed::main(argv.into_iter().skip(1).collect());
     }
+    if argv.first().is_some_and(|a| a == prepare::RUN_AS) {
+        return rootless::run_as(argv.into_iter().skip(1).collect());
+    }
+    if argv.first().is_some_and(|a| a == prepare::IN_NAMESPACE) {
+        return rootless::in_namespace(argv.into_iter().skip(1).collect());
+    }
     let opts = args::parse(argv, prepare::OPTIONS)?;
     let action = opts.action(&["up", "started", "down", "sysbox"])?;
     let instance = contract::instance(&opts).map_err(args::usage)?;
     if action == "started" {
         let config = contract::abs_path(prepare::CONFIG_FILE, opts.required(prepare::CONFIG_FILE)?)
             .map_err(args::usage)?;
+        if prepare::mode(&opts).map_err(args::usage)? == Mode::Rootless {
+            return started_rootless(&opts, &instance);
+        }
         return started(&instance, &config);
     }
     // `down --instance NAME` alone: the values `up` recorded (the unit the
@@ -159,6 +168,24 @@ fn started(instance: &InstanceName, config: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `ExecStartPost=` of a rootless instance: dockerd answers; its socket
+/// gets the instance's user and group, 0660. Its daemon.json never
+/// changes: a rootless dockerd's containers live in its namespaces and end
+/// with it, so live-restore has nothing to keep.
+fn started_rootless(opts: &Opts, instance: &InstanceName) -> Result<()> {
+    let user = args::account_name(prepare::USER.name, opts.required(prepare::USER)?)?;
+    let root =
+        contract::abs_path(prepare::ROOT, opts.required(prepare::ROOT)?).map_err(args::usage)?;
+    let ids = users::existing(instance.as_str(), &user)?;
+    let sock = socket_path(&root);
+    rootless::own_socket(&sock, ids)?;
+    log::info!(
+        "instance {instance}: {} is {user}'s and its group's (0660)",
+        sock.display()
+    );
+    Ok(())
+}
+
 fn socket_path(root: &std::path::Path) -> PathBuf {
     root.join("docker.sock")
 }
@@ -185,30 +212,39 @@ fn up(opts: &Opts, c: &Cleanup) -> Result<()> {
     notify::status(&format!(
         "preparing user {user} and directories of {instance}"
     ));
+    let mode = prepare::mode(opts).map_err(args::usage)?;
     let known_uid = nix::unistd::User::from_name(&user)
         .ok()
         .flatten()
         .map(|u| u.uid.as_raw());
     dirs::precheck(root, "instance root", known_uid)?;
     let ids = users::ensure(instance.as_str(), &user, &group, root)?;
-    // root:<group> 0750 so group members can reach docker.sock; nothing in
-    // it is owned by the instance user.
+    let data_root = root.join("docker");
+    refuse_other_modes_data(instance, &data_root, mode, ids)?;
+    // Rootful: root:<group> 0750 so group members can reach docker.sock,
+    // and nothing in it is the instance user's. Rootless: the user's, as
+    // its dockerd creates the socket and its data there (its group still
+    // only reaches the socket).
+    let owner = match mode {
+        Mode::Rootful => 0,
+        Mode::Rootless => ids.uid,
+    };
     dirs::ensure_dir(
         root,
         &DirSpec {
             what: "instance root",
-            uid: 0,
+            uid: owner,
             gid: ids.gid,
             mode: 0o750,
             tolerated_uid: Some(ids.uid),
         },
     )?;
     dirs::ensure_dir(
-        &root.join("docker"),
+        &data_root,
         &DirSpec {
             what: "docker data root",
-            uid: 0,
-            gid: 0,
+            uid: owner,
+            gid: if owner == 0 { 0 } else { ids.gid },
             mode: 0o710,
             tolerated_uid: Some(ids.uid),
         },
@@ -217,14 +253,28 @@ fn up(opts: &Opts, c: &Cleanup) -> Result<()> {
         exec_root,
         &DirSpec {
             what: "exec root",
-            uid: 0,
-            gid: 0,
+            uid: owner,
+            gid: if owner == 0 { 0 } else { ids.gid },
             mode: 0o700,
             tolerated_uid: None,
         },
     )?;
-    dirs::write_atomic(&running_config(&config), running_json.as_bytes())?;
-    dirs::write_atomic(&config, json.as_bytes())?;
+    if mode == Mode::Rootless {
+        rootless::ensure_subids(&user)?;
+        rootless::delegate_cgroup(instance, ids)?;
+        // One daemon.json for good: `started` changes nothing (see
+        // started_rootless); a stale `.running` from a rootful past goes.
+        match std::fs::remove_file(running_config(&config)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                bail!("cannot remove {}: {e}", running_config(&config).display())
+            }
+            _ => {}
+        }
+        dirs::write_atomic(&config, running_json.as_bytes())?;
+    } else {
+        dirs::write_atomic(&running_config(&config), running_json.as_bytes())?;
+        dirs::write_atomic(&config, json.as_bytes())?;
+    }
 
     match dirs::remove_stale_socket(&sock)? {
         SocketState::InUse => bail!(
@@ -240,11 +290,38 @@ fn up(opts: &Opts, c: &Cleanup) -> Result<()> {
         SocketState::Absent => {}
     }
     log::info!(
-        "instance {instance}: user {user}, {} (root:{group} 0750), config {}",
+        "instance {instance}: {} user {user}, {} ({}:{group} 0750), config {}",
+        mode.as_str(),
         root.display(),
+        if owner == 0 { "root" } else { user.as_str() },
         config.display()
     );
     Ok(())
+}
+
+/// A data root written by the other kind of daemon is refused before
+/// anything changes: a rootless dockerd cannot read a rootful one's files,
+/// and a rootful one would hand containers files owned by the rootless
+/// one's shifted ids. Switching keeps the data where it is for the admin.
+fn refuse_other_modes_data(
+    instance: &InstanceName,
+    data_root: &Path,
+    mode: Mode,
+    ids: users::Ids,
+) -> Result<()> {
+    let Some(writer) = rootless::data_root_writer(data_root) else {
+        return Ok(());
+    };
+    let (wrote, wanted) = match mode {
+        Mode::Rootless if writer == 0 => ("a rootful", "Rootless=yes"),
+        Mode::Rootful if writer == ids.uid => ("a rootless", "Rootless=no"),
+        _ => return Ok(()),
+    };
+    bail!(
+        "instance {instance}: {} holds {wrote} dockerd's images, containers and volumes, which a daemon with {wanted} cannot use; set Rootless= back, or move {} away (its data is not converted) and start again",
+        data_root.display(),
+        data_root.display()
+    )
 }
 
 /// The image store the data root gets: `chosen`, except that a data root

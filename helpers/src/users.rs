@@ -96,6 +96,17 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     )))
 }
 
+/// The instance's user as `up` left it: it must exist and be Dockyard's.
+pub fn existing(instance: &str, user: &str) -> Result<Ids> {
+    let (u, g) = lookup(user, user)?;
+    match classify(instance, user, user, u.as_ref(), g.as_ref())? {
+        Some(ids) => Ok(ids),
+        None => bail!(
+            "user {user} does not exist; `dockyard-prepare up` (the unit's ExecStartPre=) creates it"
+        ),
+    }
+}
+
 /// Make sure the instance's user and group exist and are Dockyard's.
 pub fn ensure(instance: &str, user: &str, group: &str, home: &Path) -> Result<Ids> {
     let (u, g) = lookup(user, group)?;

@@ -309,6 +309,11 @@ pub mod prepare {
     /// The image store the generator chose (`crate::engine::image_store`);
     /// absent for engines that have no choice.
     pub const IMAGE_STORE: Opt = once("image-store");
+    /// `rootless` for an instance in Docker's rootless mode (`Rootless=yes`):
+    /// its directories belong to its user, it gets subordinate ids, and its
+    /// socket's owner is set from outside once dockerd is up. Absent means
+    /// rootful, as in units written before rootless instances existed.
+    pub const MODE: Opt = once("mode");
 
     pub const OPTIONS: &[Opt] = &[
         INSTANCE,
@@ -319,7 +324,54 @@ pub mod prepare {
         CONFIG_FILE,
         DAEMON_OPTION,
         IMAGE_STORE,
+        MODE,
     ];
+
+    /// Who the instance's daemons run as.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Mode {
+        /// dockerd as root: its socket's group is root on the host.
+        Rootful,
+        /// Docker's rootless mode, as the instance's user.
+        Rootless,
+    }
+
+    impl Mode {
+        pub fn of(rootless: bool) -> Mode {
+            if rootless {
+                Mode::Rootless
+            } else {
+                Mode::Rootful
+            }
+        }
+
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Mode::Rootful => "rootful",
+                Mode::Rootless => "rootless",
+            }
+        }
+    }
+
+    /// `--mode`; absent is rootful.
+    pub fn mode(from: &dyn Values) -> Result<Mode, BadValue> {
+        match from.value(MODE) {
+            None | Some("rootful") => Ok(Mode::Rootful),
+            Some("rootless") => Ok(Mode::Rootless),
+            Some(v) => Err(bad(MODE, format!("{v:?} is not rootful or rootless"))),
+        }
+    }
+
+    /// `dockyard-prepare run-as --user U -- PROGRAM ARGS…`: the unit's
+    /// `ExecStart=` of a rootless instance starts rootlesskit as the
+    /// instance's user; everything after `--` is the command, as given.
+    pub const RUN_AS: &str = "run-as";
+    /// `dockyard-prepare in-namespace -- PROGRAM ARGS…`: what rootlesskit
+    /// runs in its namespaces, before dockerd (dockerd-rootless.sh's child
+    /// half).
+    pub const IN_NAMESPACE: &str = "in-namespace";
+    /// Separates a helper's options from the command it runs.
+    pub const COMMAND_SEPARATOR: &str = "--";
 
     /// `--image-store`, when given.
     pub fn image_store(from: &dyn Values) -> Result<Option<crate::engine::ImageStore>, BadValue> {
