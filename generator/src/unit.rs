@@ -291,7 +291,10 @@ pub fn rootless_start_args(v: &Values<'_>) -> Vec<String> {
         v.account.clone(),
         prepare::COMMAND_SEPARATOR.to_string(),
         format!("{}/rootlesskit", v.bin_dir),
-        format!("--state-dir={}/rootlesskit", v.exec_root),
+        format!(
+            "--state-dir={}/rootlesskit",
+            v.inst.name.rootless_runtime_dir()
+        ),
         "--net=slirp4netns".to_string(),
         "--mtu=65520".to_string(),
         "--slirp4netns-sandbox=auto".to_string(),
@@ -323,7 +326,7 @@ pub fn rootless_dockerd_args(v: &Values<'_>) -> Vec<String> {
         "--data-root",
         &inst.data_root(),
         "--exec-root",
-        &v.exec_root,
+        &inst.dockerd_exec_root(),
         "--pidfile",
         &inst.pidfile(),
         "--host",
@@ -338,6 +341,12 @@ pub fn rootless_dockerd_args(v: &Values<'_>) -> Vec<String> {
         &v.fixed,
         "--default-address-pool",
         &format!("base={},size={}", v.pool, inst.pool_size),
+        // Not systemd's driver, which a rootless dockerd on cgroup v2
+        // picks by default and which needs the user's own systemd (`systemd
+        // --user`, a login session): system users have none. Containers
+        // stay in the instance's unit, below its slice's limits.
+        "--exec-opt",
+        "native.cgroupdriver=cgroupfs",
     ])
 }
 
@@ -437,13 +446,24 @@ fn instance_unit(inst: &Instance, sysbox_version: &str) -> String {
     push_exec_arg(&mut u, &format!("PATH={}:{SYSTEM_PATH}", v.bin_dir));
     u.push('\n');
     if inst.rootless {
+        // dockerd's and rootlesskit's output under dockerd's name, as a
+        // rootful instance's (the helpers log under their own).
+        u.push_str("SyslogIdentifier=dockerd\n");
         // rootlesskit and a rootless dockerd take their defaults from it.
         u.push_str("Environment=");
-        push_exec_arg(&mut u, &format!("XDG_RUNTIME_DIR={}", v.exec_root));
+        push_exec_arg(
+            &mut u,
+            &format!("XDG_RUNTIME_DIR={}", inst.name.rootless_runtime_dir()),
+        );
         u.push('\n');
     }
     line(&mut u, "RuntimeDirectory", &v.account);
-    u.push_str("RuntimeDirectoryMode=0700\n");
+    if inst.rootless {
+        // Its user goes through to the directory it owns below.
+        u.push_str("RuntimeDirectoryMode=0711\n");
+    } else {
+        u.push_str("RuntimeDirectoryMode=0700\n");
+    }
     u.push_str("# Fails saying what to install while the store lacks what this unit runs.\n");
     exec_directive(&mut u, "ExecStartPre", &installed_args(&v, sysbox_version));
     exec_directive(&mut u, "ExecStartPre", &prepare_up_args(&v));

@@ -253,13 +253,26 @@ fn up(opts: &Opts, c: &Cleanup) -> Result<()> {
         exec_root,
         &DirSpec {
             what: "exec root",
-            uid: owner,
-            gid: if owner == 0 { 0 } else { ids.gid },
-            mode: 0o700,
+            uid: 0,
+            gid: 0,
+            mode: match mode {
+                Mode::Rootful => 0o700,
+                Mode::Rootless => 0o711,
+            },
             tolerated_uid: None,
         },
     )?;
     if mode == Mode::Rootless {
+        dirs::ensure_dir(
+            Path::new(&instance.rootless_runtime_dir()),
+            &DirSpec {
+                what: "rootless runtime directory",
+                uid: ids.uid,
+                gid: ids.gid,
+                mode: 0o700,
+                tolerated_uid: None,
+            },
+        )?;
         rootless::ensure_subids(&user)?;
         rootless::delegate_cgroup(instance, ids)?;
         // One daemon.json for good: `started` changes nothing (see

@@ -287,11 +287,15 @@ pub fn delegate_cgroup(instance: &InstanceName, ids: Ids) -> Result<()> {
 /// root's files; a rootful one would give containers files owned by
 /// shifted ids).
 pub fn data_root_writer(data_root: &Path) -> Option<u32> {
-    let entries = fs::read_dir(data_root).ok()?;
-    entries
-        .filter_map(std::result::Result::ok)
-        .find_map(|e| e.metadata().ok().map(|m| m.uid()))
+    DOCKERD_ENTRIES
+        .iter()
+        .find_map(|e| fs::symlink_metadata(data_root.join(e)).ok())
+        .map(|m| m.uid())
 }
+
+/// What only dockerd creates in its data root (Dockyard's network helper
+/// writes `network/` of a rootful instance itself).
+const DOCKERD_ENTRIES: [&str; 3] = ["image", "containers", "volumes"];
 
 /// `prepare started` of a rootless instance: the socket is the user's and
 /// its group's, 0660, whatever dockerd made of `--group` inside its user
@@ -382,6 +386,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(data_root_writer(d.path()), None);
         assert_eq!(data_root_writer(&d.path().join("absent")), None);
+        fs::create_dir(d.path().join("network")).unwrap();
+        assert_eq!(data_root_writer(d.path()), None);
         fs::create_dir(d.path().join("image")).unwrap();
         assert_eq!(
             data_root_writer(d.path()),

@@ -113,7 +113,20 @@ impl Instance {
     }
 
     pub fn pidfile(&self) -> String {
-        format!("{}/dockerd.pid", self.name.exec_root())
+        if self.rootless {
+            format!("{}/docker.pid", self.name.rootless_runtime_dir())
+        } else {
+            format!("{}/dockerd.pid", self.name.exec_root())
+        }
+    }
+
+    /// dockerd's `--exec-root`: a rootless one's must be its user's.
+    pub fn dockerd_exec_root(&self) -> String {
+        if self.rootless {
+            format!("{}/docker", self.name.rootless_runtime_dir())
+        } else {
+            self.name.exec_root()
+        }
     }
 
     pub fn uses_sysbox(&self) -> bool {

@@ -79,6 +79,15 @@ impl InstanceName {
         format!("/run/{}_docker", self.0)
     }
 
+    /// A rootless instance's own directory below its exec root, and its
+    /// daemons' `XDG_RUNTIME_DIR`: rootlesskit's state, dockerd's exec root
+    /// and pid file, its containerd's socket. The exec root itself stays
+    /// root's (systemd's `RuntimeDirectory=`, which systemd gives back to
+    /// the unit's user, root, before every command it starts).
+    pub fn rootless_runtime_dir(&self) -> String {
+        format!("/run/{}_docker/user", self.0)
+    }
+
     /// The instance's slice, below `dockyard.slice`: its dockerd, its
     /// containerd with the shims, and (dockerd's `--cgroup-parent`) its
     /// containers; `[Resources]` are its settings.
