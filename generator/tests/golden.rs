@@ -196,6 +196,9 @@ fn run_case(case: &Path) -> Outcome {
         .env("DOCKYARD_INSTANCES_DIR", &instances)
         .env("DOCKYARD_ARTIFACTS_MANIFEST", &manifest)
         .env("DOCKYARD_SYS_CLASS_NET", &sysnet)
+        // No records of this host's instances: a case's running instances
+        // are its fake bridges.
+        .env("DOCKYARD_STATE_DIR", sysnet.join("no-records"))
         .env("SYSTEMD_LOG_TARGET", "console")
         .env("SYSTEMD_LOG_LEVEL", "info")
         .env_remove("SYSTEMD_IN_INITRD")

@@ -58,14 +58,19 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
             return Ok(());
         };
         down(&Cleanup::parse(&recorded).map_err(args::usage)?)?;
+        state::remove(&instance, prepare::ROOTLESS_RECORD)?;
         return state::remove(&instance, prepare::RECORD);
     }
     let cleanup = Cleanup::parse(&opts).map_err(args::usage)?;
     if action == "up" {
         up(&opts, &cleanup)?;
+        if prepare::mode(&opts).map_err(args::usage)? == Mode::Rootless {
+            state::save(&instance, prepare::ROOTLESS_RECORD, "mode=rootless\n")?;
+        }
         state::save(&instance, prepare::RECORD, &cleanup.record())
     } else {
         down(&cleanup)?;
+        state::remove(&instance, prepare::ROOTLESS_RECORD)?;
         state::remove(&instance, prepare::RECORD)
     }
 }

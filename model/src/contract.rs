@@ -389,6 +389,10 @@ pub mod prepare {
 
     /// The record `up` leaves for `down` and for `status` / `destroy`.
     pub const RECORD: &str = "prepare";
+    /// Left by `up` of a rootless instance beside [`RECORD`], removed by
+    /// its `down`: such an instance has no bridge on the host to show that
+    /// it runs (`crate::load`).
+    pub const ROOTLESS_RECORD: &str = "rootless";
 
     /// What `down` needs, and what `up` records of it.
     #[derive(Debug, Clone, PartialEq, Eq)]

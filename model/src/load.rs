@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 pub const CONF_SUFFIX: &str = ".conf";
+use crate::contract::prepare::ROOTLESS_RECORD;
 pub const DROPIN_SUFFIX: &str = ".conf.d";
 
 /// A conf that produced no unit, and the first reason why.
@@ -60,7 +61,15 @@ pub fn load_dir(opts: &LoadOptions<'_>) -> Catalog {
         .iter()
         .filter_map(|b| InstanceName::parse(b.strip_suffix("_docker0")?).ok())
         .collect();
+    // A rootless instance has no bridge on the host: what says it runs is
+    // the record its `prepare up` leaves until its `prepare down`.
+    catalog.running.extend(
+        crate::state::recorded_instances()
+            .into_iter()
+            .filter(|n| crate::state::path(n, ROOTLESS_RECORD).exists()),
+    );
     catalog.running.sort();
+    catalog.running.dedup();
     let listing = match list_dir(opts.dir) {
         Ok(listing) => listing,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return catalog,
@@ -100,7 +109,7 @@ pub fn load_dir(opts: &LoadOptions<'_>) -> Catalog {
         catalog.diagnostics.extend(diags);
         if let Some(inst) = instance {
             let standing = Standing {
-                running: bridges.contains(&inst.name.bridge()),
+                running: catalog.running.binary_search(&inst.name).is_ok(),
                 modified,
             };
             candidates.push((inst, standing));
