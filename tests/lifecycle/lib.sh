@@ -36,6 +36,11 @@
 # 28.5.2 (containerd 2.1, runc 1.3; its CLI is the separate docker-cli package, and
 # docker-compose is Compose v2, the plugin the Compose tests run). See README.md.
 LC_PACKAGES=(systemd systemd-sysv dbus iptables iproute2 docker.io procps util-linux passwd login tar)
+# What a rootless instance (Rootless=yes, issue 21) needs on the host besides Dockyard:
+# rootlesskit (also laid into the store by the fixture mirror's rootless extras,
+# instance_lib.sh), slirp4netns, newuidmap/newgidmap (uidmap), and passt for the
+# instances that will use it.
+LC_PACKAGES+=(rootlesskit slirp4netns uidmap passt)
 case $LC_SUITE in
     bookworm) ;;
     sid | unstable) LC_PACKAGES+=(docker-cli docker-compose) ;;
@@ -479,6 +484,7 @@ lc_boot() {
     LC_COPY_SECONDS=$(lc__elapsed "$t0")
     export LC_COPY_SECONDS
     lc__install_uplink_unit || return 1
+    lc__install_tun_unit || return 1
 
     lc__upstream_up || return 1
     lc__start_container || return 1
@@ -517,6 +523,30 @@ UNIT
     for t in apt-daily.timer apt-daily-upgrade.timer; do
         ln -sfn /dev/null "$r/etc/systemd/system/$t"
     done
+}
+
+# /dev/net/tun, mode 0666, at every boot before any service: what udev does on a real
+# host (systemd's 50-udev-default.rules: KERNEL=="tun", MODE="0666"). There is no udev
+# here, and nspawn copies the node with the machine's own mode (0600 on this one), so a
+# rootless instance's slirp4netns, run as the instance's user, could not open it.
+lc__install_tun_unit() {
+    local r=$LC_ROOT
+    cat >"$r/etc/systemd/system/dockyard-test-tun.service" <<'UNIT'
+[Unit]
+Description=Dockyard test: /dev/net/tun mode 0666, as udev makes it on a real host
+DefaultDependencies=no
+Before=sysinit.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'mkdir -p /dev/net && { [ -c /dev/net/tun ] || mknod /dev/net/tun c 10 200; } && chmod 0666 /dev/net/tun'
+
+[Install]
+WantedBy=sysinit.target
+UNIT
+    mkdir -p "$r/etc/systemd/system/sysinit.target.wants"
+    ln -sfn ../dockyard-test-tun.service "$r/etc/systemd/system/sysinit.target.wants/dockyard-test-tun.service"
 }
 
 # lc__cgroup: prints the cgroup2 directory this run's container lives in, made on first use.
