@@ -237,7 +237,8 @@ install_dockyard() {
 # Docker and sysbox reach the host as in production: `dockyard install` fetches them,
 # sha256-verified, from the URLs of an artifacts manifest. Here the "mirror" is a
 # fixture HTTP server in the upstream namespace (http://192.0.2.1:8081) serving a Docker
-# static tarball in Docker's layout, made from the rootfs's Debian binaries, and a
+# static tarball in Docker's layout, made from the rootfs's Debian binaries, Docker's
+# rootless extras (rootlesskit) from the rootfs's Debian package, and a
 # sysbox .deb holding the test doubles of tests/doubles (real sysbox cannot be
 # downloaded here; the doubles speak sd_notify like the real daemons, and the runc
 # double execs runc, so containers on a sysbox instance really run).
@@ -247,6 +248,7 @@ serve_artifacts() {
     mkdir -p "$dir" "$stage/docker" "$stage/sysbox/usr/bin" "$stage/sysbox/DEBIAN"
     cp "$LC_ROOTFS/var/lib/dockyard/artifacts/docker/$v/bin/"* "$stage/docker/"
     tar -C "$stage" -czf "$dir/docker-$v.tgz" docker
+    rootless_extras_artifact "$dir" "$stage" || return 1
     cargo build -q --release --locked -p dockyard-test-doubles --manifest-path "$REPO/Cargo.toml"
     for b in sysbox-mgr sysbox-fs sysbox-runc; do
         install -m 0755 "${CARGO_TARGET_DIR:-$REPO/target}/release/$b-double" "$stage/sysbox/usr/bin/$b"
@@ -274,6 +276,13 @@ url = "$MIRROR/docker-$v.tgz"
 sha256 = "$(sha256sum "$dir/docker-$v.tgz" | cut -d' ' -f1)"
 
 [[artifact]]
+kind = "docker-rootless-extras"
+version = "$v"
+arch = "$arch"
+url = "$MIRROR/docker-rootless-extras-$v.tgz"
+sha256 = "$(sha256sum "$dir/docker-rootless-extras-$v.tgz" | cut -d' ' -f1)"
+
+[[artifact]]
 kind = "sysbox"
 version = "$SYSBOX_VERSION"
 arch = "$arch"
@@ -296,6 +305,23 @@ TOML
         ((SECONDS < deadline)) || { lc_die "the fixture mirror did not start: $(tail -n 3 "$LC_WORK/logs/mirror.log")"; return 1; }
         sleep 0.2
     done
+}
+
+# rootless_extras_artifact DIR STAGE: DIR/docker-rootless-extras-VERSION.tgz in the
+# layout of Docker's release (a top-level docker-rootless-extras/), made from the
+# rootfs's Debian rootlesskit package: rootlesskit, and rootlesskit-docker-proxy where
+# the package has it (a 20.10 dockerd publishes ports through it in rootless mode).
+# `dockyard install` unpacks it into docker/VERSION/bin, where a Rootless=yes unit runs
+# rootlesskit from.
+rootless_extras_artifact() {
+    local dir=$1 stage=$2/docker-rootless-extras b
+    mkdir -p "$stage"
+    for b in rootlesskit rootlesskit-docker-proxy; do
+        [[ -f $LC_ROOTFS/usr/bin/$b ]] || continue
+        install -m 0755 "$LC_ROOTFS/usr/bin/$b" "$stage/$b"
+    done
+    [[ -x $stage/rootlesskit ]] || { lc_die "the rootfs has no /usr/bin/rootlesskit (LC_PACKAGES in lib.sh)"; return 1; }
+    tar -C "${stage%/*}" -czf "$dir/docker-rootless-extras-$LC_DOCKER_VERSION.tgz" docker-rootless-extras
 }
 
 # compose_artifact DIR: DIR/docker-compose-linux-ARCH, as Compose releases it; sets
