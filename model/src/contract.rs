@@ -366,6 +366,11 @@ pub mod prepare {
     /// `ExecStart=` of a rootless instance starts rootlesskit as the
     /// instance's user; everything after `--` is the command, as given.
     pub const RUN_AS: &str = "run-as";
+    /// `run-as --keep-capability net_bind_service`: the one capability the
+    /// user keeps, ambient, for rootlesskit's port driver to bind ports
+    /// below 1024 (`BindPrivilegedPorts=yes`). No other is accepted.
+    pub const KEEP_CAPABILITY: Opt = once("keep-capability");
+    pub const NET_BIND_SERVICE: &str = "net_bind_service";
     /// `dockyard-prepare in-namespace -- PROGRAM ARGS…`: what rootlesskit
     /// runs in its namespaces, before dockerd (dockerd-rootless.sh's child
     /// half).

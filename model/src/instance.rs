@@ -81,6 +81,9 @@ pub struct Instance {
     /// containerd and the containers run as the instance's own user in a
     /// user namespace, so its socket grants what that user can do, not root.
     pub rootless: bool,
+    /// `BindPrivilegedPorts=yes`: a rootless instance publishes ports below
+    /// 1024 (rootful ones always can).
+    pub bind_privileged_ports: bool,
     pub autostart: bool,
     pub daemon_options: Vec<DaemonOption>,
     /// `AllowFrom=` as written; see [`Instance::allowed_nets`].
@@ -280,6 +283,17 @@ pub fn build(
             }
         },
     };
+    let bind_privileged_ports = match read.value(&keys::BIND_PRIVILEGED_PORTS) {
+        None => Some(false),
+        Some(v) => v.and_then(boolean).inspect(|yes| {
+            if *yes && rootless == Some(false) {
+                read.warn(
+                    &keys::BIND_PRIVILEGED_PORTS,
+                    "BindPrivilegedPorts= only changes a rootless instance (Rootless=yes); a rootful dockerd publishes any port".into(),
+                );
+            }
+        }),
+    };
     let autostart = read
         .value(&keys::AUTOSTART)
         .map(|v| v.and_then(boolean))
@@ -316,6 +330,7 @@ pub fn build(
         Some(runtime),
         Some(docker_version),
         Some(rootless),
+        Some(bind_privileged_ports),
         Some(autostart),
     ) = (
         root,
@@ -326,6 +341,7 @@ pub fn build(
         runtime,
         docker_version,
         rootless,
+        bind_privileged_ports,
         autostart,
     )
     else {
@@ -363,6 +379,7 @@ pub fn build(
         runtime,
         docker_version,
         rootless,
+        bind_privileged_ports,
         autostart,
         daemon_options,
         allow_from,
@@ -818,6 +835,16 @@ mod tests {
             diags[0].starts_with(
                 "/c/dy1.conf:5: error: Runtime=sysbox-runc: sysbox-runc needs a rootful dockerd"
             ) && diags[0].contains("Rootless=yes (/c/dy1.conf:4)"),
+            "{diags:?}"
+        );
+        let (inst, diags) = build_text(&format!(
+            "{MINIMAL}Rootless=yes\n[Network]\nBindPrivilegedPorts=yes\n"
+        ));
+        assert!(diags.is_empty() && inst.is_some_and(|i| i.bind_privileged_ports));
+        let (inst, diags) = build_text(&format!("{MINIMAL}[Network]\nBindPrivilegedPorts=yes\n"));
+        assert!(inst.is_some_and(|i| i.bind_privileged_ports));
+        assert!(
+            diags.len() == 1 && diags[0].contains("only changes a rootless instance"),
             "{diags:?}"
         );
         let (inst, _) = build_text(&format!("{MINIMAL}Rootless=maybe\n"));
