@@ -475,6 +475,8 @@ mod tests {
             pool: pool.parse().expect("net"),
             allow_from: Vec::new(),
             data_root: Some(PathBuf::from(format!("/var/lib/dockyard/{name}/docker"))),
+            rootless_user: None,
+            reach: Vec::new(),
         }
     }
 
