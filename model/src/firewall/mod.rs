@@ -21,10 +21,10 @@
 //!   slirp4netns or pasta in the host's namespace, so it is locally
 //!   generated (OUTPUT, never FORWARD) and the rules above never see it.
 //!   Its own rules, keyed on that user's uid, drop its new connections to
-//!   the host's own addresses (except DNS, [`DNS_PORT`]) and to every
-//!   rootful instance's networks, except the networks of the instances
-//!   whose `AllowFrom=` names it (`--reach`); replies and everything else
-//!   are left to the host. Nothing reaches into it but its published ports
+//!   the host's own addresses (except DNS, [`DNS_PORT`]; also the gateways
+//!   of instances that admit it) and to every rootful instance's networks
+//!   except those of the instances whose `AllowFrom=` names it
+//!   (`--reach`); replies and everything else are left to the host. Nothing reaches into it but its published ports
 //!   (rootlesskit listens for them on the host as its user), so it needs
 //!   no admission rules.
 //!
@@ -495,24 +495,15 @@ impl Ruleset {
     /// A rootless instance: only what its user's sockets open, in its
     /// chain (`firewall_chain`, as a rootful one's admission chain, so a
     /// teardown by name finds it either way). Replies return first; then
-    /// what it may reach; DNS and nothing else to the host's own addresses;
-    /// then every rootful instance's networks drop (`DOCKYARD-NETS`); the
-    /// rest returns to the host's OUTPUT rules and policy.
+    /// DNS and nothing else to the host's own addresses; then what it may
+    /// reach; then every rootful instance's networks drop (`DOCKYARD-NETS`);
+    /// the rest returns to the host's OUTPUT rules and policy.
     fn rootless(subject: &Subject, user: &User) -> Ruleset {
         let name = subject.instance();
         let mine = || Owner::Instance(name.clone());
         let rule = |m: Vec<Match>, v: Verdict| Rule::new(m, v, mine());
         let chain = name.firewall_chain();
         let mut rules = vec![rule(vec![Match::Reply], Verdict::Return)];
-        rules.extend(subject.reach().into_iter().map(|net| {
-            rule(
-                vec![Match::Dest {
-                    net,
-                    negated: false,
-                }],
-                Verdict::Return,
-            )
-        }));
         for proto in [Proto::Udp, Proto::Tcp] {
             rules.push(rule(
                 vec![
@@ -525,7 +516,18 @@ impl Ruleset {
                 Verdict::Return,
             ));
         }
+        // Before what it may reach: an admitting instance's bridge network
+        // holds its gateway, an address of the host like any other.
         rules.push(rule(vec![Match::LocalDest], Verdict::Drop));
+        rules.extend(subject.reach().into_iter().map(|net| {
+            rule(
+                vec![Match::Dest {
+                    net,
+                    negated: false,
+                }],
+                Verdict::Return,
+            )
+        }));
         rules.push(rule(Vec::new(), Verdict::Jump(SHARED_NETS.name.into())));
 
         let mut links = vec![Link {
@@ -760,18 +762,21 @@ mod tests {
             verdicts,
             [
                 ret,
-                // Nested reach networks collapse into one.
-                ret,
-                ret,
                 ret,
                 ret,
                 &Verdict::Drop,
+                // Nested reach networks collapse into one.
+                ret,
+                ret,
                 &Verdict::Jump("DOCKYARD-NETS".into())
             ]
         );
         assert_eq!(chain.rules[0].matches(), [Match::Reply]);
+        // The host's own addresses drop before any reach returns: an
+        // admitting instance's gateway is one.
+        assert_eq!(chain.rules[3].matches(), [Match::LocalDest]);
         assert_eq!(
-            chain.rules[3].matches(),
+            chain.rules[1].matches(),
             [
                 Match::Dport {
                     proto: Proto::Udp,

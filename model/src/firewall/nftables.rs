@@ -13,9 +13,9 @@
 //!   For rootless instances, set `rootless` holds their users' uids and
 //!   `reach` the pairs (uid . network) they may open connections into; the
 //!   `output` chain's four rules let a new connection of such a user
-//!   through to `@reach` and to DNS on the host's own addresses, and drop
-//!   it to any other address of the host (`fib daddr type local`, IPv6
-//!   too) and into `@nets`. A rootless instance is two elements and one
+//!   through to DNS on the host's own addresses, drop it to any other
+//!   address of the host (`fib daddr type local`, IPv6 too), let it into
+//!   `@reach`, and drop it into `@nets`. A rootless instance is two elements and one
 //!   per reached network, and `@nets` covers instances started after it.
 //! - `table inet dockyard-NAME`: the instance's masquerade; deleting it is
 //!   the instance's teardown, with its elements, in the same transaction.
@@ -316,13 +316,15 @@ fn shared_rules(chain: &str) -> Vec<NftRule> {
     if chain == "output" {
         let user = || [Expr::SkuidIn(ROOTLESS.into()), Expr::New];
         let with = |more: &[Expr]| user().into_iter().chain(more.iter().cloned()).collect();
+        // The host's own addresses before what it may reach: an admitting
+        // instance's bridge network holds its gateway.
         return vec![
-            rule(with(&[Expr::SkuidDaddrIn(REACH.into())]), Action::Accept),
             rule(
                 with(&[Expr::TcpOrUdp, Expr::Dport(DNS_PORT), Expr::LocalDest]),
                 Action::Accept,
             ),
             rule(with(&[Expr::LocalDest]), Action::Drop),
+            rule(with(&[Expr::SkuidDaddrIn(REACH.into())]), Action::Accept),
             rule(with(&[Expr::DaddrIn(NETS.into())]), Action::Drop),
         ];
     }
