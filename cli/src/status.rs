@@ -486,7 +486,7 @@ pub fn report(
     let firewall = match (live.of(backend), &net) {
         (Err(e), _) => FirewallReport::Unread { state: e.clone() },
         (Ok(live), Some(net)) => {
-            let a = backend.audit(live, net);
+            let a = backend.audit(live, &host::firewall_subject(net.clone()));
             FirewallReport::Audited {
                 state: a.state(),
                 present: a.ok.len() + a.duplicated.len(),

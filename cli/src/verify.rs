@@ -215,6 +215,12 @@ fn finish(report: &Report) -> Result<()> {
 /// `dockyard-network up` applies it at start): a route that appeared since
 /// the start, or one the start did not see, fails the check.
 fn host_routes(inst: &Instance) -> std::result::Result<String, Problem> {
+    if inst.rootless {
+        return Ok(
+            "rootless: its networks are in its own network namespace, out of the host's routes"
+                .into(),
+        );
+    }
     let nets = inst.own_nets();
     let found = dockyard_netlink::crossing::live_crossings(&nets, &inst.accept_host_routes)
         .map_err(|e| Problem::Fail(format!("cannot read the host's routes: {e}")))?;
@@ -299,6 +305,12 @@ fn containerd(name: &InstanceName) -> std::result::Result<String, String> {
 
 /// The outbound NAT: the POSTROUTING jump and the MASQUERADE rules.
 fn nat_rules(inst: &Instance) -> std::result::Result<String, Problem> {
+    if inst.rootless {
+        return Ok(format!(
+            "none on the host: rootless, its containers' traffic leaves as sockets of user {}",
+            inst.name.account()
+        ));
+    }
     let (backend, audit) = audit(inst)?;
     let missing: Vec<String> = audit
         .missing
@@ -323,7 +335,8 @@ fn audit(inst: &Instance) -> std::result::Result<(&'static str, Audit), Problem>
         .of(backend)
         .as_ref()
         .map_err(|e| Problem::from(e.clone()))?;
-    Ok((backend.name(), backend.audit(live, &inst.network())))
+    let this = host::firewall_subject(inst.network());
+    Ok((backend.name(), backend.audit(live, &this)))
 }
 
 /// The isolation: every rule of the instance in place exactly once.
@@ -338,6 +351,22 @@ fn isolation_rules(inst: &Instance) -> std::result::Result<String, Problem> {
         );
         problems.extend(a.stray.iter().map(|l| format!("stray {l}")));
         return Err(problems.join("; ").into());
+    }
+    if inst.rootless {
+        let reach = if inst.reach.is_empty() {
+            "no instance's networks".to_string()
+        } else {
+            inst.reach
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Ok(format!(
+            "all {} {backend} rules in place; new connections of user {} only into {reach}, to DNS on the host's own addresses, and to no other instance's networks or host address",
+            a.total(),
+            inst.name.account()
+        ));
     }
     let open = if inst.allowed_nets.is_empty() {
         "no other network".to_string()

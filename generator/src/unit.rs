@@ -289,6 +289,14 @@ pub fn rootless_start_args(v: &Values<'_>) -> Vec<String> {
         prepare::RUN_AS.to_string(),
         flag(prepare::USER),
         v.account.clone(),
+    ];
+    if v.inst.bind_privileged_ports {
+        args.extend([
+            flag(prepare::KEEP_CAPABILITY),
+            prepare::NET_BIND_SERVICE.to_string(),
+        ]);
+    }
+    args.extend([
         prepare::COMMAND_SEPARATOR.to_string(),
         format!("{}/rootlesskit", v.bin_dir),
         format!(
@@ -307,7 +315,7 @@ pub fn rootless_start_args(v: &Values<'_>) -> Vec<String> {
         prepare,
         prepare::IN_NAMESPACE.to_string(),
         prepare::COMMAND_SEPARATOR.to_string(),
-    ];
+    ]);
     args.extend(rootless_dockerd_args(v));
     args
 }

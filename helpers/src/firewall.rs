@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use dockyard_model::contract::firewall as firewall_record;
 use dockyard_model::contract::network::{self, Network};
 use dockyard_model::firewall::choice;
-use dockyard_model::firewall::{Backend, Program};
+use dockyard_model::firewall::{Backend, Program, Subject};
 use dockyard_model::paths::{self, Search};
 use dockyard_model::{state, InstanceName};
 use nix::fcntl::{Flock, FlockArg};
@@ -150,15 +150,15 @@ impl Change {
         Ok((text.map_or(0, |t| t.lines().count()), self._held))
     }
 
-    pub fn up(self, net: &Network) -> Result<usize> {
+    pub fn up(self, this: &Subject) -> Result<usize> {
         let backend = self.backend;
-        self.apply(|live| backend.plan_up(live, net, &running(backend, &net.instance)))
+        self.apply(|live| backend.plan_up(live, this, &running(backend, this.instance())))
             .map(|(n, _)| n)
             .map_err(|e| {
                 Error::new(format!(
                     "adding the {} rules of instance {} failed: {e}",
                     backend.name(),
-                    net.instance
+                    this.instance()
                 ))
             })
     }
@@ -182,9 +182,10 @@ impl Change {
 }
 
 /// The other instances whose rules `backend` wrote, with the networks
-/// they recorded. Read under the lock: an instance counts from the moment
-/// its `up` recorded the backend until its `down` removed its rules.
-fn running(backend: &dyn Backend, except: &InstanceName) -> Vec<Network> {
+/// they recorded (and a rootless one's user, as it is now). Read under the
+/// lock: an instance counts from the moment its `up` recorded the backend
+/// until its `down` removed its rules.
+fn running(backend: &dyn Backend, except: &InstanceName) -> Vec<Subject> {
     state::recorded_instances()
         .into_iter()
         .filter(|n| n != except)
@@ -193,5 +194,6 @@ fn running(backend: &dyn Backend, except: &InstanceName) -> Vec<Network> {
             let record = state::load(&n, network::RECORD).ok()??;
             Network::parse(&record).ok()
         })
+        .map(|net| Subject::resolve(net, crate::users::uid_of))
         .collect()
 }

@@ -1,14 +1,16 @@
 //! `dockyard-network up|down`: the instance's bridge, its address,
 //! IPv4 forwarding, its firewall rules and its dockerd's network store.
 //! Everything comes from the arguments, so `down` works after the
-//! instance's conf was deleted.
+//! instance's conf was deleted. A rootless instance (`--rootless-user`)
+//! gets its firewall rules only: its networks, bridge and network store
+//! live in its own network namespace, made by rootlesskit as its user.
 
 use std::path::Path;
 use std::time::Instant;
 
 use dockyard_model::contract::firewall as firewall_record;
 use dockyard_model::contract::network::{self, Network};
-use dockyard_model::firewall::{self, choice, Backend};
+use dockyard_model::firewall::{self, choice, Backend, Subject};
 use dockyard_model::paths::{self, Search};
 use dockyard_model::InstanceName;
 use ipnet::Ipv4Net;
@@ -32,11 +34,15 @@ pub fn main(argv: Vec<std::ffi::OsString>) -> Result<()> {
     let net = Network::parse(&opts).map_err(args::usage)?;
     if action == "up" {
         let accepted = network::accepted_host_routes(&opts).map_err(args::usage)?;
-        refuse_crossing_routes(&net, &accepted)?;
+        // A rootless instance's networks are not on the host: no host
+        // route can be shadowed by them.
+        if !net.is_rootless() {
+            refuse_crossing_routes(&net, &accepted)?;
+        }
         up(&net)?;
         state::save(&net.instance, network::RECORD, &net.record())
     } else {
-        down(&net.instance, &net.bridge(), Some(net.pool))?;
+        down(&net.instance, Some(&net))?;
         state::remove(&net.instance, network::RECORD)
     }
 }
@@ -74,22 +80,29 @@ fn down_from_record(instance: &InstanceName) -> Result<()> {
         })?),
         None => None,
     };
-    let pool = match &recorded {
-        Some(n) => Some(n.pool),
-        None => {
-            log::warn!(
-                "instance {instance}: no network state recorded; removing its tagged rules and bridge {}, but not the bridges of its user-defined networks (their pool is unknown)",
-                instance.bridge()
-            );
-            None
-        }
-    };
-    down(instance, &instance.bridge(), pool)?;
+    if recorded.is_none() {
+        log::warn!(
+            "instance {instance}: no network state recorded; removing its tagged rules and bridge {}, but not the bridges of its user-defined networks (their pool is unknown)",
+            instance.bridge()
+        );
+    }
+    down(instance, recorded.as_ref())?;
     state::remove(instance, network::RECORD)
+}
+
+/// The instance as its rules see it. A rootless instance's user must exist
+/// (its rules key on the uid): refused before anything is changed.
+fn subject(net: &Network) -> Result<Subject> {
+    let uid = match &net.rootless_user {
+        Some(user) => Some(crate::users::rootless_uid(net.instance.as_str(), user)?),
+        None => None,
+    };
+    Ok(Subject::resolve(net.clone(), |_| uid))
 }
 
 pub fn up(net: &Network) -> Result<()> {
     let t0 = Instant::now();
+    let this = subject(net)?;
     let chosen = choice::chosen();
     let backend = chosen.backend;
     notify::status(&format!("setting up the network of {}", net.instance));
@@ -106,13 +119,17 @@ pub fn up(net: &Network) -> Result<()> {
     // firewall dominates a bring-up). If the bridge fails, the write gets
     // no input and changes nothing.
     let change = crate::firewall::begin(backend)?;
-    bridge_up(net)?;
-    let changed = change.up(net)?;
+    if !net.is_rootless() {
+        bridge_up(net)?;
+    }
+    let changed = change.up(&this)?;
+    let what = match (&net.rootless_user, &this.user) {
+        (Some(name), Some(user)) => format!("rootless, its rules key on user {name} (uid {user})"),
+        _ => format!("bridge {} has {} and is up", net.bridge(), net.bridge_cidr),
+    };
     log::info!(
-        "instance {}: bridge {} has {} and is up; {} rules {} ({} ms; {})",
+        "instance {}: {what}; {} rules {} ({} ms; {})",
         net.instance,
-        net.bridge(),
-        net.bridge_cidr,
         backend.name(),
         if changed == 0 {
             "were already in place"
@@ -292,8 +309,14 @@ fn enable_forwarding() -> Result<()> {
 }
 
 /// Teardown runs every step even if one fails, so one problem does not leave
-/// the rest behind; it exits 0 when there was nothing to remove.
-pub fn down(instance: &InstanceName, bridge: &str, pool: Option<Ipv4Net>) -> Result<()> {
+/// the rest behind; it exits 0 when there was nothing to remove. `net` is
+/// what the unit or the record says (`None`: nothing known but the name).
+/// The rules go by the instance's tag, whatever it was; the bridges only
+/// of a rootful instance (a rootless one has none on the host, and a
+/// `br-…` bridge in its pool is someone else's).
+pub fn down(instance: &InstanceName, net: Option<&Network>) -> Result<()> {
+    let bridge = instance.bridge();
+    let pool = net.map(|n| n.pool);
     let mut f = Failures::default();
     notify::status(&format!("removing firewall rules of {instance}"));
     // The backend that wrote the rules; with nothing recorded (a Dockyard
@@ -320,6 +343,9 @@ pub fn down(instance: &InstanceName, bridge: &str, pool: Option<Ipv4Net>) -> Res
         f.record(state::remove(instance, firewall_record::RECORD));
     }
 
+    if net.is_some_and(Network::is_rootless) {
+        return f.finish(&format!("network teardown of instance {instance}"));
+    }
     notify::status(&format!("removing bridges of {instance}"));
     let nl = f.record(Netlink::open().ctx(|| "cannot open a netlink socket"));
     if let Some(mut nl) = nl {

@@ -26,8 +26,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dockyard_model::contract::prepare;
 use dockyard_model::contract::prepare::COMMAND_SEPARATOR;
+use dockyard_model::contract::{prepare, Values};
 use dockyard_model::subid::{self, Range};
 use dockyard_model::{paths, InstanceName};
 use nix::fcntl::{Flock, FlockArg};
@@ -66,7 +66,18 @@ fn split_command(argv: Vec<OsString>) -> Result<(Vec<OsString>, Vec<OsString>)> 
 /// accounts are accepted: this runs as root.
 pub fn run_as(argv: Vec<OsString>) -> Result<()> {
     let (options, command) = split_command(argv)?;
-    let opts = args::parse(options, &[prepare::USER])?;
+    let opts = args::parse(options, &[prepare::USER, prepare::KEEP_CAPABILITY])?;
+    let keep_bind = match opts.value(prepare::KEEP_CAPABILITY) {
+        None => false,
+        Some(prepare::NET_BIND_SERVICE) => true,
+        Some(other) => {
+            return Err(Error::usage(format!(
+                "--{} {other:?}: only {} may be kept",
+                prepare::KEEP_CAPABILITY.name,
+                prepare::NET_BIND_SERVICE
+            )))
+        }
+    };
     if let Some(a) = &opts.action {
         return Err(Error::usage(format!(
             "{}: unexpected argument {a:?}",
@@ -90,6 +101,11 @@ pub fn run_as(argv: Vec<OsString>) -> Result<()> {
     if user.uid.is_root() {
         bail!("user {name} has uid 0; a rootless instance cannot run as root");
     }
+    if keep_bind {
+        // Across the setuid below, keep the permitted set (capabilities(7),
+        // PR_SET_KEEPCAPS); everything but CAP_NET_BIND_SERVICE goes after.
+        prctl(libc::PR_SET_KEEPCAPS, 1, 0).ctx(|| "cannot keep capabilities")?;
+    }
     nix::unistd::setgroups(&[user.gid]).ctx(|| "cannot set the supplementary groups")?;
     nix::unistd::setgid(user.gid).ctx(|| format!("cannot switch to group {}", user.gid))?;
     nix::unistd::setuid(user.uid).ctx(|| format!("cannot switch to user {name}"))?;
@@ -97,6 +113,9 @@ pub fn run_as(argv: Vec<OsString>) -> Result<()> {
     // check rather than trust it.
     if nix::unistd::geteuid().is_root() || nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
         bail!("still root after switching to user {name}; not starting");
+    }
+    if keep_bind {
+        keep_only_net_bind_service()?;
     }
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..])
@@ -108,6 +127,76 @@ pub fn run_as(argv: Vec<OsString>) -> Result<()> {
         "cannot run {}: {err}",
         Path::new(&command[0]).display()
     )))
+}
+
+fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> std::io::Result<()> {
+    // SAFETY: prctl with integer arguments only; no memory is passed.
+    match unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// capset(2)'s version 3 header and data (linux/capability.h): two words
+/// of 32 capabilities each.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+const CAP_NET_BIND_SERVICE: u32 = 10;
+
+/// After the switch to the user: CAP_NET_BIND_SERVICE alone, permitted,
+/// effective, inheritable and ambient, so that rootlesskit (exec'd next)
+/// has it and its port driver binds ports below 1024. The processes in
+/// its user namespace are no better off: capabilities there are relative
+/// to the namespace.
+fn keep_only_net_bind_service() -> Result<()> {
+    let bit = 1u32 << CAP_NET_BIND_SERVICE;
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: bit,
+            permitted: bit,
+            inheritable: bit,
+        },
+        CapData::default(),
+    ];
+    // SAFETY: header and data are the kernel's v3 layout, data has the two
+    // elements v3 reads, and both outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(Error::new(format!(
+            "cannot keep CAP_NET_BIND_SERVICE: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+        libc::c_ulong::from(CAP_NET_BIND_SERVICE),
+    )
+    .ctx(|| "cannot make CAP_NET_BIND_SERVICE ambient")?;
+    Ok(())
 }
 
 /// What the parent namespace's /run leaves in rootlesskit's copy of it

@@ -107,6 +107,25 @@ pub fn existing(instance: &str, user: &str) -> Result<Ids> {
     }
 }
 
+/// The uid of `user`, for the firewall rules of a rootless instance;
+/// `None` when there is no such user. A lookup that fails (NSS trouble)
+/// counts as none: this serves what runs beside other instances' starts
+/// (putting back their shared pieces), which must not fail for it.
+pub fn uid_of(user: &str) -> Option<u32> {
+    User::from_name(user).ok().flatten().map(|u| u.uid.as_raw())
+}
+
+/// The uid a rootless instance's rules key on, when it starts: its user
+/// must exist by then, made by `dockyard-prepare up` earlier in the unit.
+pub fn rootless_uid(instance: &str, user: &str) -> Result<u32> {
+    match User::from_name(user).ctx(|| format!("cannot look up user {user}"))? {
+        Some(u) => Ok(u.uid.as_raw()),
+        None => bail!(
+            "instance {instance} is rootless (Rootless=yes) and its firewall rules key on its user {user}, which does not exist; `dockyard-prepare up` creates it, and runs before `dockyard-network up` in the instance's unit: start the instance with `systemctl start {instance}_docker.service` (or run that `dockyard-prepare up` first)"
+        ),
+    }
+}
+
 /// Make sure the instance's user and group exist and are Dockyard's.
 pub fn ensure(instance: &str, user: &str, group: &str, home: &Path) -> Result<Ids> {
     let (u, g) = lookup(user, group)?;

@@ -151,6 +151,17 @@ pub mod network {
     /// `up` only: host routes the conf accepts over the instance's
     /// networks (`AcceptHostRoute=`); `up` refuses any other.
     pub const ACCEPT_HOST_ROUTE: Opt = many("accept-host-route");
+    /// A rootless instance (`Rootless=yes`): the account its daemons and
+    /// containers run as, whose sockets its rules key on; `up` creates no
+    /// bridge for it. Always the instance's own account, checked against
+    /// its name, so no unit can aim the rules at another user's sockets.
+    /// The uid is resolved at `up` (the account exists by then), never
+    /// recorded: a teardown finds the rules by their tag.
+    pub const ROOTLESS_USER: Opt = once("rootless-user");
+    /// Rootless only: networks of rootful instances whose `AllowFrom=`
+    /// names it (`crate::load` resolves them), which its user may open
+    /// connections into.
+    pub const REACH: Opt = many("reach");
 
     pub const OPTIONS: &[Opt] = &[
         INSTANCE,
@@ -161,6 +172,8 @@ pub mod network {
         DATA_ROOT,
         LEGACY_BRIDGE,
         ACCEPT_HOST_ROUTE,
+        ROOTLESS_USER,
+        REACH,
     ];
 
     /// `--accept-host-route NET`, repeated.
@@ -196,6 +209,12 @@ pub mod network {
         /// dockerd's `--data-root`; its network store must describe these
         /// networks. `None` only in records and units of Dockyard 0.1.
         pub data_root: Option<PathBuf>,
+        /// The account of a rootless instance (`--rootless-user`); `None`
+        /// for a rootful one.
+        pub rootless_user: Option<String>,
+        /// Rootless only: the networks its user may open connections into
+        /// (`--reach`).
+        pub reach: Vec<Ipv4Net>,
     }
 
     impl Network {
@@ -208,10 +227,16 @@ pub mod network {
             self.bridge_cidr.trunc()
         }
 
+        /// Its networks live in its own network namespace, not on the host:
+        /// no bridge, no host routes, no forwarding to set up.
+        pub fn is_rootless(&self) -> bool {
+            self.rootless_user.is_some()
+        }
+
         /// The options after the action word, the same for `up` and `down`
         /// so that a stop always carries exactly what the start was given.
         pub fn args(&self) -> Vec<String> {
-            let mut out = Vec::with_capacity(10 + 2 * self.allow_from.len());
+            let mut out = Vec::with_capacity(12 + 2 * (self.allow_from.len() + self.reach.len()));
             for (opt, value) in self.pairs() {
                 out.push(format!("--{}", opt.name));
                 out.push(value);
@@ -241,6 +266,10 @@ pub mod network {
                 (POOL, self.pool.to_string()),
             ];
             out.extend(self.allow_from.iter().map(|n| (ALLOW_FROM, n.to_string())));
+            if let Some(user) = &self.rootless_user {
+                out.push((ROOTLESS_USER, user.clone()));
+            }
+            out.extend(self.reach.iter().map(|n| (REACH, n.to_string())));
             if let Some(root) = &self.data_root {
                 out.push((DATA_ROOT, root.to_string_lossy().into_owned()));
             }
@@ -284,6 +313,45 @@ pub mod network {
                 .value(DATA_ROOT)
                 .map(|v| abs_path(DATA_ROOT, v))
                 .transpose()?;
+            let rootless_user = from
+                .value(ROOTLESS_USER)
+                .map(|u| {
+                    if u == instance.account() {
+                        Ok(u.to_string())
+                    } else {
+                        Err(bad(
+                            ROOTLESS_USER,
+                            format!(
+                                "{u:?}: a rootless instance runs as its own account, {} for instance {instance}",
+                                instance.account()
+                            ),
+                        ))
+                    }
+                })
+                .transpose()?;
+            let reach = from
+                .values(REACH)
+                .into_iter()
+                .map(|v| network_cidr(REACH, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            if rootless_user.is_some() && !allow_from.is_empty() {
+                return Err(bad(
+                    ALLOW_FROM,
+                    format!(
+                        "a rootless instance (--{}) admits no connections into its networks: they are in its own network namespace, and only its published ports reach it",
+                        ROOTLESS_USER.name
+                    ),
+                ));
+            }
+            if rootless_user.is_none() && !reach.is_empty() {
+                return Err(bad(
+                    REACH,
+                    format!(
+                        "only a rootless instance (--{}) is given the networks it may reach; a rootful one is admitted by the other instance's rules",
+                        ROOTLESS_USER.name
+                    ),
+                ));
+            }
             Ok(Network {
                 instance,
                 bridge_cidr,
@@ -291,6 +359,8 @@ pub mod network {
                 pool,
                 allow_from,
                 data_root,
+                rootless_user,
+                reach,
             })
         }
     }
@@ -366,6 +436,11 @@ pub mod prepare {
     /// `ExecStart=` of a rootless instance starts rootlesskit as the
     /// instance's user; everything after `--` is the command, as given.
     pub const RUN_AS: &str = "run-as";
+    /// `run-as --keep-capability net_bind_service`: the one capability the
+    /// user keeps, ambient, for rootlesskit's port driver to bind ports
+    /// below 1024 (`BindPrivilegedPorts=yes`). No other is accepted.
+    pub const KEEP_CAPABILITY: Opt = once("keep-capability");
+    pub const NET_BIND_SERVICE: &str = "net_bind_service";
     /// `dockyard-prepare in-namespace -- PROGRAM ARGS…`: what rootlesskit
     /// runs in its namespaces, before dockerd (dockerd-rootless.sh's child
     /// half).
@@ -568,7 +643,60 @@ mod tests {
             pool: "172.23.0.0/16".parse().expect("net"),
             allow_from: vec!["172.20.1.0/24".parse().expect("net")],
             data_root: Some(PathBuf::from("/var/lib/dockyard/dy1/docker")),
+            rootless_user: None,
+            reach: Vec::new(),
         }
+    }
+
+    fn rootless() -> Network {
+        Network {
+            allow_from: Vec::new(),
+            rootless_user: Some("dy1_docker".into()),
+            reach: vec![
+                "172.20.1.0/24".parse().expect("net"),
+                "172.21.0.0/16".parse().expect("net"),
+            ],
+            ..dy1()
+        }
+    }
+
+    #[test]
+    fn a_rootless_instance_round_trips_and_names_only_its_own_account() {
+        let n = rootless();
+        assert!(n.is_rootless());
+        assert_eq!(Network::parse(&Argv(n.args())), Ok(n.clone()));
+        let rec = Record::parse(&n.instance, &n.record());
+        assert_eq!(Network::parse(&rec), Ok(n.clone()));
+        for line in [
+            "rootless-user=dy1_docker\n",
+            "reach=172.20.1.0/24\nreach=172.21.0.0/16\n",
+        ] {
+            assert!(n.record().contains(line), "{}", n.record());
+        }
+        let swap = |from: &str, to: &str, net: &Network| {
+            let argv: Vec<String> = net
+                .args()
+                .into_iter()
+                .map(|a| if a == from { to.to_string() } else { a })
+                .collect();
+            Network::parse(&Argv(argv)).map_err(|e| e.opt)
+        };
+        // Never another account's sockets, root's least of all.
+        assert_eq!(swap("dy1_docker", "root", &n), Err("rootless-user"));
+        assert_eq!(swap("dy1_docker", "dy2_docker", &n), Err("rootless-user"));
+        // Reach is a rootless instance's; admission a rootful one's.
+        let mut rootful = n.clone();
+        rootful.rootless_user = None;
+        assert_eq!(
+            Network::parse(&Argv(rootful.args())).map_err(|e| e.opt),
+            Err("reach")
+        );
+        let mut admits = n.clone();
+        admits.allow_from.push("10.1.0.0/16".parse().expect("net"));
+        assert_eq!(
+            Network::parse(&Argv(admits.args())).map_err(|e| e.opt),
+            Err("allow-from")
+        );
     }
 
     #[test]

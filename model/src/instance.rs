@@ -81,14 +81,23 @@ pub struct Instance {
     /// containerd and the containers run as the instance's own user in a
     /// user namespace, so its socket grants what that user can do, not root.
     pub rootless: bool,
+    /// `BindPrivilegedPorts=yes`: a rootless instance publishes ports below
+    /// 1024 (rootful ones always can).
+    pub bind_privileged_ports: bool,
     pub autostart: bool,
     pub daemon_options: Vec<DaemonOption>,
     /// `AllowFrom=` as written; see [`Instance::allowed_nets`].
     pub allow_from: Vec<Allow>,
     /// The networks `allow_from` opens the instance to, peers resolved by
     /// [`crate::load::load_dir`] (which knows every instance); a conf loaded
-    /// alone has only its literal networks here.
+    /// alone has only its literal networks here. Empty for a rootless
+    /// instance: nothing but its published ports reaches it.
     pub allowed_nets: Vec<Ipv4Net>,
+    /// Rootless only: the networks of the rootful instances whose
+    /// `AllowFrom=` names it, which its containers may open connections
+    /// into; resolved by [`crate::load::load_dir`] (empty for a conf loaded
+    /// alone).
+    pub reach: Vec<Ipv4Net>,
     /// Destinations of host routes that may cover the instance's networks:
     /// a routed network the admin chose, which `check`, `verify` and
     /// `dockyard-network up` otherwise refuse or warn about.
@@ -147,6 +156,8 @@ impl Instance {
             pool: self.pool,
             allow_from: self.allowed_nets.clone(),
             data_root: Some(PathBuf::from(self.data_root())),
+            rootless_user: self.rootless.then(|| self.name.account()),
+            reach: self.reach.clone(),
         }
     }
 }
@@ -280,6 +291,17 @@ pub fn build(
             }
         },
     };
+    let bind_privileged_ports = match read.value(&keys::BIND_PRIVILEGED_PORTS) {
+        None => Some(false),
+        Some(v) => v.and_then(boolean).inspect(|yes| {
+            if *yes && rootless == Some(false) {
+                read.warn(
+                    &keys::BIND_PRIVILEGED_PORTS,
+                    "BindPrivilegedPorts= only changes a rootless instance (Rootless=yes); a rootful dockerd publishes any port".into(),
+                );
+            }
+        }),
+    };
     let autostart = read
         .value(&keys::AUTOSTART)
         .map(|v| v.and_then(boolean))
@@ -316,6 +338,7 @@ pub fn build(
         Some(runtime),
         Some(docker_version),
         Some(rootless),
+        Some(bind_privileged_ports),
         Some(autostart),
     ) = (
         root,
@@ -326,6 +349,7 @@ pub fn build(
         runtime,
         docker_version,
         rootless,
+        bind_privileged_ports,
         autostart,
     )
     else {
@@ -344,8 +368,22 @@ pub fn build(
         .into_iter()
         .map(|(key, json)| DaemonOption { key, json })
         .collect();
+    // A rootless instance's networks are in its own network namespace:
+    // nothing on the host routes into them, and what reaches its containers
+    // is its published ports, which rootlesskit opens to everyone. An
+    // AllowFrom= there would promise an admission no rule can make.
+    if rootless {
+        if let Some(a) = allow_from.first() {
+            diags.push(Diagnostic::at(
+                &a.origin,
+                Severity::Warning,
+                "AllowFrom= has no effect with Rootless=yes: nothing but the instance's published ports reaches its containers; to let this instance reach another, name it in the other's AllowFrom=",
+            ));
+        }
+    }
     let allowed_nets = allow_from
         .iter()
+        .filter(|_| !rootless)
         .filter_map(|a| match a.peer {
             Peer::Net(n) => Some(n),
             Peer::Instance(_) => None,
@@ -363,10 +401,12 @@ pub fn build(
         runtime,
         docker_version,
         rootless,
+        bind_privileged_ports,
         autostart,
         daemon_options,
         allow_from,
         allowed_nets,
+        reach: Vec::new(),
         accept_host_routes,
         resources,
         origins,
@@ -820,10 +860,39 @@ mod tests {
             ) && diags[0].contains("Rootless=yes (/c/dy1.conf:4)"),
             "{diags:?}"
         );
+        let (inst, diags) = build_text(&format!(
+            "{MINIMAL}Rootless=yes\n[Network]\nBindPrivilegedPorts=yes\n"
+        ));
+        assert!(diags.is_empty() && inst.is_some_and(|i| i.bind_privileged_ports));
+        let (inst, diags) = build_text(&format!("{MINIMAL}[Network]\nBindPrivilegedPorts=yes\n"));
+        assert!(inst.is_some_and(|i| i.bind_privileged_ports));
+        assert!(
+            diags.len() == 1 && diags[0].contains("only changes a rootless instance"),
+            "{diags:?}"
+        );
         let (inst, _) = build_text(&format!("{MINIMAL}Rootless=maybe\n"));
         assert!(inst.is_none());
         let (inst, _) = build_text(MINIMAL);
         assert!(!inst.expect("instance").rootless);
+    }
+
+    #[test]
+    fn a_rootless_instance_tells_the_network_helper_its_account() {
+        let (inst, diags) = build_text(&format!(
+            "{MINIMAL}Rootless=yes\n[Network]\nAllowFrom=dy2 10.9.0.0/16\n"
+        ));
+        // Nothing reaches into it but its published ports: said, not refused.
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(
+            diags[0]
+                .starts_with("/c/dy1.conf:6: warning: AllowFrom= has no effect with Rootless=yes"),
+            "{diags:?}"
+        );
+        let n = inst.expect("instance").network();
+        assert_eq!(n.rootless_user.as_deref(), Some("dy1_docker"));
+        assert!(n.allow_from.is_empty() && n.reach.is_empty(), "{n:?}");
+        let (inst, _) = build_text(MINIMAL);
+        assert_eq!(inst.expect("instance").network().rootless_user, None);
     }
 
     #[test]

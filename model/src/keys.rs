@@ -173,6 +173,12 @@ pub const ALLOW_FROM: Key = key(
     List,
     "instances and networks that may open connections into this one",
 );
+pub const BIND_PRIVILEGED_PORTS: Key = key(
+    Network,
+    "BindPrivilegedPorts",
+    Single(read_bool),
+    "a rootless instance may publish ports below 1024 (its rootlesskit keeps CAP_NET_BIND_SERVICE); default no",
+);
 pub const ACCEPT_HOST_ROUTE: Key = key(
     Network,
     "AcceptHostRoute",
@@ -241,6 +247,7 @@ pub const KEYS: &[&Key] = &[
     &ROOTLESS,
     &AUTOSTART,
     &ALLOW_FROM,
+    &BIND_PRIVILEGED_PORTS,
     &ACCEPT_HOST_ROUTE,
     &MEMORY_MAX,
     &MEMORY_HIGH,
@@ -402,7 +409,7 @@ mod tests {
         }
         assert_eq!(
             known_keys(Section::Network).collect::<Vec<_>>(),
-            ["AllowFrom", "AcceptHostRoute"]
+            ["AllowFrom", "BindPrivilegedPorts", "AcceptHostRoute"]
         );
         assert_eq!(known_keys(Section::Daemon).count(), 0);
     }

@@ -171,16 +171,40 @@ fn resolve_peers(mut accepted: Vec<Instance>, dir: &Path) -> (Vec<Instance>, Vec
         .iter()
         .map(|i| (i.name.clone(), i.own_nets()))
         .collect();
+    let rootless: HashSet<InstanceName> = accepted
+        .iter()
+        .filter(|i| i.rootless)
+        .map(|i| i.name.clone())
+        .collect();
+    // A rootless peer's containers reach the host as its user's sockets
+    // (locally generated, never forwarded), which the admission of the
+    // instance naming it never sees: its own rules let them into this
+    // instance's networks instead (`reach`), and its networks, which live
+    // in its own namespace, are admitted nowhere.
+    let mut reach: std::collections::HashMap<InstanceName, Vec<ipnet::Ipv4Net>> =
+        std::collections::HashMap::new();
     for inst in &mut accepted {
         let mut allowed = Vec::new();
-        for a in &inst.allow_from {
+        // A rootless instance's own AllowFrom= admits nothing (its conf
+        // says so when loaded).
+        let admits = !inst.rootless;
+        for a in inst.allow_from.iter().filter(|_| admits) {
             match &a.peer {
                 instance::Peer::Net(n) => allowed.push(*n),
+                instance::Peer::Instance(p) if rootless.contains(p) => {
+                    reach.entry(p.clone()).or_default().extend(inst.own_nets())
+                }
                 instance::Peer::Instance(p) => allowed.extend(nets.get(p).into_iter().flatten()),
             }
         }
         allowed.dedup();
         inst.allowed_nets = allowed;
+    }
+    for inst in accepted.iter_mut().filter(|i| i.rootless) {
+        let mut nets = reach.remove(&inst.name).unwrap_or_default();
+        nets.sort();
+        nets.dedup();
+        inst.reach = nets;
     }
     (accepted, refused)
 }
@@ -337,4 +361,73 @@ fn list_dir(dir: &Path) -> std::io::Result<Listing> {
     }
     listing.confs.sort();
     Ok(listing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(dir: &Path, name: &str, third: u8, extra: &str) {
+        std::fs::write(
+            dir.join(format!("{name}.conf")),
+            format!(
+                "[Instance]\nDockerVersion=29.2.1\nBridgeCIDR=10.9.{third}.1/24\nPoolBase=172.{}.0.0/16\n{extra}",
+                20 + third
+            ),
+        )
+        .expect("write conf");
+    }
+
+    fn load(dir: &Path) -> Catalog {
+        let defaults = VersionDefaults {
+            docker: Ok("29.2.1".into()),
+            known_docker: None,
+        };
+        load_dir(&LoadOptions {
+            dir,
+            defaults: &defaults,
+            sys_class_net: &dir.join("no-sys-class-net"),
+        })
+    }
+
+    /// A rootful instance's AllowFrom= naming a rootless one becomes the
+    /// rootless one's reach, in whatever order the confs are read; its own
+    /// admission gains nothing for it.
+    #[test]
+    fn allow_from_naming_a_rootless_instance_is_its_reach() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        conf(dir.path(), "dy1", 1, "[Network]\nAllowFrom=dyr\n");
+        conf(dir.path(), "dy2", 2, "[Network]\nAllowFrom=dy1 dyr\n");
+        conf(dir.path(), "dy3", 3, "");
+        conf(dir.path(), "dyr", 4, "Rootless=yes\n");
+        let c = load(dir.path());
+        assert!(c.skipped.is_empty(), "{:?}", c.diagnostics);
+        let get = |n: &str| {
+            c.instances
+                .iter()
+                .find(|i| i.name.as_str() == n)
+                .unwrap_or_else(|| panic!("{n} loaded"))
+        };
+        let nets = |s: &[&str]| -> Vec<ipnet::Ipv4Net> {
+            s.iter().map(|n| n.parse().expect("net")).collect()
+        };
+        assert_eq!(
+            get("dyr").reach,
+            nets(&[
+                "10.9.1.0/24",
+                "10.9.2.0/24",
+                "172.21.0.0/16",
+                "172.22.0.0/16"
+            ])
+        );
+        assert!(get("dy1").allowed_nets.is_empty(), "{:?}", get("dy1"));
+        assert_eq!(
+            get("dy2").allowed_nets,
+            nets(&["10.9.1.0/24", "172.21.0.0/16"])
+        );
+        assert!(get("dy3").reach.is_empty() && get("dy1").reach.is_empty());
+        let n = get("dyr").network();
+        assert_eq!(n.reach, get("dyr").reach);
+        assert_eq!(n.rootless_user.as_deref(), Some("dyr_docker"));
+    }
 }

@@ -5,7 +5,7 @@
 use dockyard_generator::run;
 use dockyard_model::contract::network::{self, Network};
 use dockyard_model::contract::prepare::{self, Cleanup};
-use dockyard_model::firewall::{self, choice, Backend};
+use dockyard_model::firewall::{self, choice, Backend, Subject};
 use dockyard_model::instance::{Instance, VersionDefaults};
 use dockyard_model::load::{load_dir, LoadOptions};
 use dockyard_model::state;
@@ -404,6 +404,18 @@ fn read_live(backend: &dyn Backend) -> Result<String, Unknown> {
         )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The instance as its firewall rules see it: a rootless instance's user
+/// looked up now. A user that is gone makes its expected rules missing and
+/// its live ones, found by their tag, stray.
+pub fn firewall_subject(net: Network) -> Subject {
+    Subject::resolve(net, |name| {
+        nix::unistd::User::from_name(name)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw())
+    })
 }
 
 /// What `dockyard-network up` recorded for a running instance, e.g. after

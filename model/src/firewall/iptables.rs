@@ -9,10 +9,9 @@
 //! to nothing and is only ever reported or deleted verbatim.
 
 use super::{
-    is_shared, own_chains, Audit, Backend, Line, Match, Owner, Place, Program, Rule, Ruleset,
-    Table, Verdict, SHARED, SHARED_TAG,
+    is_shared, own_chains, Audit, Backend, Line, Match, Owner, Place, Program, Proto, Rule,
+    Ruleset, Subject, Table, User, Verdict, SHARED, SHARED_TAG,
 };
-use crate::contract::network::Network;
 use crate::name::InstanceName;
 use std::fmt::Write as _;
 
@@ -63,6 +62,14 @@ pub fn render(rule: &Rule) -> String {
             Match::InIface(i) => write!(s, "-i {i} "),
             Match::OutIface { iface, negated } => write!(s, "{}-o {iface} ", neg(*negated)),
             Match::Reply => write!(s, "-m conntrack --ctstate RELATED,ESTABLISHED "),
+            // A missing user renders by name: only ever shown by an audit
+            // (`up` refuses first), where it says whose rules are missing.
+            Match::Owner(user) => write!(s, "-m owner --uid-owner {user} "),
+            Match::Dport { proto, port } => {
+                let p = proto.as_str();
+                write!(s, "-p {p} -m {p} --dport {port} ")
+            }
+            Match::LocalDest => write!(s, "-m addrtype --dst-type LOCAL "),
         }
         .unwrap_or(());
     }
@@ -122,6 +129,9 @@ pub fn parse_rule(spec: &str) -> Option<Rule> {
     let mut matches = Vec::new();
     let mut owner = None;
     let mut verdict = None;
+    // `-p` and `--dport` make one match; either alone is not Dockyard's.
+    let mut proto = None;
+    let mut dport = None;
     while i < w.len() {
         let negated = w[i] == "!";
         if negated {
@@ -143,13 +153,28 @@ pub fn parse_rule(spec: &str) -> Option<Rule> {
                 iface: val?.to_string(),
                 negated,
             }),
-            ("-m", false) if matches!(val, Some("conntrack") | Some("comment")) => {
+            ("-m", false)
+                if matches!(
+                    val,
+                    Some("conntrack" | "comment" | "owner" | "addrtype" | "tcp" | "udp")
+                ) =>
+            {
                 i += 2;
                 continue;
             }
             ("--ctstate", false) if val == Some("RELATED,ESTABLISHED") => {
                 matches.push(Match::Reply)
             }
+            ("--uid-owner", false) => matches.push(Match::Owner(User::Uid(val?.parse().ok()?))),
+            ("--dst-type", false) if val == Some("LOCAL") => matches.push(Match::LocalDest),
+            ("-p", false) if proto.is_none() => {
+                proto = Some(match val? {
+                    "tcp" => Proto::Tcp,
+                    "udp" => Proto::Udp,
+                    _ => return None,
+                })
+            }
+            ("--dport", false) if dport.is_none() => dport = Some(val?.parse::<u16>().ok()?),
             ("--comment", false) => {
                 owner = Some(match val? {
                     SHARED_TAG => Owner::Shared,
@@ -168,6 +193,11 @@ pub fn parse_rule(spec: &str) -> Option<Rule> {
             _ => return None,
         }
         i += 2;
+    }
+    match (proto, dport) {
+        (Some(proto), Some(port)) => matches.push(Match::Dport { proto, port }),
+        (None, None) => {}
+        _ => return None,
     }
     Some(Rule::new(matches, verdict?, owner?))
 }
@@ -228,15 +258,23 @@ fn placed(table: &SavedTable, t: Table, chain: &str, idx: usize, place: Place) -
     }
 }
 
+/// A line as an audit shows it; shared when tagged as nobody's in
+/// particular (a hook), whatever it jumps to.
 fn line(t: Table, chain: &str, spec: &str) -> Line {
-    let text = format!("-t {} -A {chain} {spec}", t.as_str());
     Line {
         table: t,
-        shared: SHARED
-            .iter()
-            .any(|s| t == s.table && text.ends_with(&format!("-j {}", s.name))),
-        text,
+        shared: words(spec)
+            .windows(2)
+            .any(|p| p[0] == "--comment" && p[1] == SHARED_TAG),
+        text: format!("-t {} -A {chain} {spec}", t.as_str()),
     }
+}
+
+/// Does the saved rule jump (or go) to one of the shared chains?
+fn jumps_to_shared(r: &SavedRule) -> bool {
+    words(&r.spec)
+        .windows(2)
+        .any(|p| (p[0] == "-j" || p[0] == "-g") && SHARED.iter().any(|s| s.name == p[1]))
 }
 
 /// Accumulates one table's restore lines: chain declarations must come
@@ -282,8 +320,8 @@ impl Backend for Iptables {
 
     /// Every shared piece here is one hook or a chain the rules are in,
     /// put back by any instance's `up`: nothing to restore for others.
-    fn plan_up(&self, live: &str, net: &Network, _running: &[Network]) -> Option<String> {
-        let want = &Ruleset::of(net);
+    fn plan_up(&self, live: &str, this: &Subject, _running: &[Subject]) -> Option<String> {
+        let want = &Ruleset::of(this);
         let saved = parse_save(live);
         let own = own_chains(&want.instance);
         let mut text = String::new();
@@ -349,6 +387,14 @@ impl Backend for Iptables {
                     plan.commands.push(format!("-D {} {}", r.chain, r.spec));
                 }
             }
+            // Own chains it no longer needs (it was rootful and is now
+            // rootless, or the other way): unreferenced by now.
+            for c in own.iter().filter(|c| table.chains.contains(c)) {
+                if !want.chains.iter().any(|w| w.table == t && w.name == *c) {
+                    plan.commands.push(format!("-F {c}"));
+                    plan.commands.push(format!("-X {c}"));
+                }
+            }
             // Inserted after the deletions, so a `-D` never hits a new copy.
             plan.commands.extend(inserts);
             emit(&mut text, t, plan);
@@ -360,49 +406,54 @@ impl Backend for Iptables {
         &self,
         live: &str,
         instance: &InstanceName,
-        _running: &[Network],
+        _running: &[Subject],
     ) -> Option<String> {
         let saved = parse_save(live);
         let own = own_chains(instance);
+        let hooks: Vec<&str> = SHARED.iter().filter_map(|s| s.hook).collect();
         let mut text = String::new();
         for table in &saved.tables {
-            let t = match table.name.as_str() {
-                "filter" => Some(Table::Filter),
-                "nat" => Some(Table::Nat),
-                _ => None,
-            };
+            let t = table_of(&table.name);
             let mut plan = TablePlan::default();
-            let mut removed = vec![false; table.rules.len()];
+            let mut gone = vec![false; table.rules.len()];
             for (i, r) in table.rules.iter().enumerate() {
-                if !own.contains(&r.chain) && belongs_to(r, &own, instance) {
+                if own.contains(&r.chain) {
+                    gone[i] = true;
+                } else if belongs_to(r, &own, instance) {
                     plan.commands.push(format!("-D {} {}", r.chain, r.spec));
-                    removed[i] = true;
+                    gone[i] = true;
                 }
             }
             for c in own.iter().filter(|c| table.chains.contains(c)) {
                 plan.commands.push(format!("-F {c}"));
                 plan.commands.push(format!("-X {c}"));
             }
-            // The last instance out takes the shared chains along.
-            for s in SHARED.iter().filter(|s| Some(s.table) == t) {
-                let still_used = table
-                    .rules
-                    .iter()
-                    .zip(&removed)
-                    .any(|(r, gone)| r.chain == s.name && !gone);
-                if table.chains.iter().any(|c| c == s.name) && !still_used {
-                    for r in table.rules.iter().filter(|r| r.chain != s.name) {
-                        if words(&r.spec)
-                            .windows(2)
-                            .any(|p| p[0] == "-j" && p[1] == s.name)
-                        {
-                            plan.commands.push(format!("-D {} {}", r.chain, r.spec));
-                        }
+            // The last instance out takes the shared chains along, all of
+            // them at once: while anyone's rule is left in one, or an
+            // instance's chain jumps to one, every one stays with its hook
+            // (a rootful instance's audit expects the OUTPUT hook also when
+            // no rootless instance runs).
+            let still_used = table.rules.iter().zip(&gone).any(|(r, gone)| {
+                !gone
+                    && (t.is_some_and(|t| is_shared(t, &r.chain))
+                        || (!hooks.contains(&r.chain.as_str()) && jumps_to_shared(r)))
+            });
+            let shared: Vec<&str> = SHARED
+                .iter()
+                .filter(|s| Some(s.table) == t && table.chains.iter().any(|c| c == s.name))
+                .map(|s| s.name)
+                .collect();
+            if !shared.is_empty() && !still_used {
+                for (r, _) in table.rules.iter().zip(&gone).filter(|(_, g)| !**g) {
+                    if !is_shared_name(&r.chain) && jumps_to_shared(r) {
+                        plan.commands.push(format!("-D {} {}", r.chain, r.spec));
                     }
-                    // Empty by now. No `-F`: iptables-nft then fails the
-                    // `-X` of the instance chains earlier in the same batch
-                    // (EBUSY, measured with iptables 1.8.9).
-                    plan.commands.push(format!("-X {}", s.name));
+                }
+                // Empty by now. No `-F`: iptables-nft then fails the `-X`
+                // of the instance chains earlier in the same batch (EBUSY,
+                // measured with iptables 1.8.9).
+                for s in shared {
+                    plan.commands.push(format!("-X {s}"));
                 }
             }
             if !plan.commands.is_empty() {
@@ -417,8 +468,8 @@ impl Backend for Iptables {
         (!text.is_empty()).then_some(text)
     }
 
-    fn audit(&self, live: &str, net: &Network) -> Audit {
-        let want = &Ruleset::of(net);
+    fn audit(&self, live: &str, this: &Subject) -> Audit {
+        let want = &Ruleset::of(this);
         let saved = parse_save(live);
         let own = own_chains(&want.instance);
         let mut audit = Audit::default();
@@ -492,9 +543,13 @@ fn table_of(name: &str) -> Option<Table> {
     Table::ALL.into_iter().find(|t| t.as_str() == name)
 }
 
+fn is_shared_name(chain: &str) -> bool {
+    SHARED.iter().any(|s| s.name == chain)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::tests::net;
+    use super::super::tests::{net, rootless};
     use super::*;
 
     fn apply(saved: &str, plan: &str) -> String {
@@ -602,7 +657,7 @@ mod tests {
 
     const HOST: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\n-A FORWARD -o docker0 -j DOCKER\n-A DOCKER-USER -j RETURN\nCOMMIT\n*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\nCOMMIT\n";
 
-    fn up(live: &str, n: &crate::contract::network::Network) -> String {
+    fn up(live: &str, n: &Subject) -> String {
         match IPTABLES_TEST.plan_up(live, n, &[]) {
             Some(plan) => apply(live, &plan),
             None => live.to_string(),
@@ -641,7 +696,7 @@ mod tests {
     fn first_up_creates_everything_and_a_rerun_nothing() {
         let dy1 = net("dy1", 147, "172.23.0.0/16");
         let plan = IPTABLES_TEST.plan_up(HOST, &dy1, &[]).expect("a plan");
-        assert!(plan.starts_with("*filter\n:DOCKYARD-FORWARD - [0:0]\n:DOCKYARD-INPUT - [0:0]\n:DOCKYARD-dy1 - [0:0]\n"), "{plan}");
+        assert!(plan.starts_with("*filter\n:DOCKYARD-FORWARD - [0:0]\n:DOCKYARD-INPUT - [0:0]\n:DOCKYARD-OUTPUT - [0:0]\n:DOCKYARD-NETS - [0:0]\n:DOCKYARD-dy1 - [0:0]\n"), "{plan}");
         assert!(
             plan.contains("-I FORWARD 1 -m comment --comment dockyard -j DOCKYARD-FORWARD\n"),
             "{plan}"
@@ -706,7 +761,7 @@ mod tests {
         );
         let both = up(&up(HOST, &a), &b);
         let plan = IPTABLES_TEST
-            .plan_down(&both, &a.instance, &[])
+            .plan_down(&both, a.instance(), &[])
             .expect("a plan");
         assert!(
             !plan.contains("dy10"),
@@ -715,18 +770,18 @@ mod tests {
         assert!(!plan.contains("-X DOCKYARD-FORWARD"), "{plan}");
         let only_b = apply(&both, &plan);
         assert!(IPTABLES_TEST.audit(&only_b, &b).is_complete());
-        assert!(IPTABLES_TEST.residue(&only_b, &a.instance).is_empty());
+        assert!(IPTABLES_TEST.residue(&only_b, a.instance()).is_empty());
         assert_eq!(IPTABLES_TEST.audit(&only_b, &a).state(), "absent");
         let none = apply(
             &only_b,
             &IPTABLES_TEST
-                .plan_down(&only_b, &b.instance, &[])
+                .plan_down(&only_b, b.instance(), &[])
                 .expect("plan"),
         );
         assert!(!none.contains("DOCKYARD"), "{none}");
         assert!(!none.contains("dockyard"), "{none}");
         assert!(none.contains("-A FORWARD -j DOCKER-USER"), "{none}");
-        assert_eq!(IPTABLES_TEST.plan_down(&none, &b.instance, &[]), None);
+        assert_eq!(IPTABLES_TEST.plan_down(&none, b.instance(), &[]), None);
     }
 
     #[test]
@@ -741,7 +796,7 @@ mod tests {
             !after.contains("-A FORWARD -m comment --comment \"dockyard:dy1\""),
             "{after}"
         );
-        n.pool = "172.30.0.0/16".parse().expect("net");
+        n.net.pool = "172.30.0.0/16".parse().expect("net");
         let moved = up(&after, &n);
         assert!(IPTABLES_TEST.audit(&moved, &n).is_complete());
         assert!(!moved.contains("172.23."), "{moved}");
@@ -767,7 +822,7 @@ mod tests {
         assert_eq!(a.stray.len(), 1, "{a:?}");
         // dy10's tag starts with dy1's: never dy1's.
         let other = up(HOST, &net("dy10", 9, "172.29.0.0/16"));
-        assert!(IPTABLES_TEST.residue(&other, &n.instance).is_empty());
+        assert!(IPTABLES_TEST.residue(&other, n.instance()).is_empty());
         assert_eq!(IPTABLES_TEST.audit(&other, &n).state(), "absent");
     }
 
@@ -779,5 +834,159 @@ mod tests {
         );
         assert_eq!(words("  -s  1.2.3.4/32 "), vec!["-s", "1.2.3.4/32"]);
         assert_eq!(words(r#"--comment """#), vec!["--comment", ""]);
+    }
+
+    /// What iptables-save 1.8.9 (nf_tables) printed in a network namespace
+    /// after `dockyard-network up` of the rootless dyr (user uid 995,
+    /// reaching dy1's networks) and then of the rootful dy1.
+    const ROOTLESS_SAVED: &str = include_str!("testdata/rootless-iptables-save.txt");
+
+    fn dyr() -> Subject {
+        rootless("dyr", 9, 995, &["172.22.1.0/24", "172.23.0.0/16"])
+    }
+
+    fn dy1() -> Subject {
+        net("dy1", 1, "172.23.0.0/16")
+    }
+
+    /// The tagged lines and shared chains of a saved state, sorted: what
+    /// two states must share to be the same rules in another order.
+    fn dockyard_lines(saved: &str) -> Vec<String> {
+        let mut v: Vec<String> = saved
+            .lines()
+            .filter(|l| l.contains("dockyard") || l.starts_with(":DOCKYARD"))
+            .map(|l| l.replace('"', ""))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn what_iptables_printed_for_a_rootless_instance_parses_back() {
+        let saved = parse_save(ROOTLESS_SAVED);
+        let filter = saved.table(Table::Filter).expect("filter");
+        for r in &filter.rules {
+            assert!(r.rule.is_some(), "not parsed: -A {} {}", r.chain, r.spec);
+        }
+        let dispatch = filter
+            .in_chain("DOCKYARD-OUTPUT")
+            .next()
+            .and_then(|r| r.rule.clone())
+            .expect("the dispatch");
+        assert_eq!(dispatch.matches(), [Match::Owner(User::Uid(995))]);
+        for who in [dyr(), dy1()] {
+            let a = IPTABLES_TEST.audit(ROOTLESS_SAVED, &who);
+            assert!(a.is_complete(), "{}: {a:#?}", who.instance());
+            assert_eq!(IPTABLES_TEST.plan_up(ROOTLESS_SAVED, &who, &[]), None);
+        }
+        assert_eq!(IPTABLES_TEST.audit(ROOTLESS_SAVED, &dyr()).total(), 7 + 4);
+        // Every rule of the set reads back as itself.
+        let rs = Ruleset::of(&dyr());
+        for r in rs
+            .chains
+            .iter()
+            .flat_map(|c| &c.rules)
+            .chain(rs.links.iter().map(|l| &l.rule))
+        {
+            assert_eq!(parse_rule(&render(r)).as_ref(), Some(r), "{}", render(r));
+        }
+        // Half a port match, or a uid range, is nobody's rule.
+        for foreign in [
+            "-p udp -m addrtype --dst-type LOCAL -m comment --comment dockyard:dyr -j RETURN",
+            "-m udp --dport 53 -m comment --comment dockyard:dyr -j RETURN",
+            "-m owner --uid-owner 995-999 -m comment --comment dockyard:dyr -j DOCKYARD-dyr",
+            "-m addrtype --dst-type UNICAST -m comment --comment dockyard:dyr -j DROP",
+        ] {
+            assert_eq!(parse_rule(foreign), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn a_rootless_instance_and_a_rootful_one_start_in_either_order() {
+        let first = up(&up(HOST, &dyr()), &dy1());
+        let second = up(&up(HOST, &dy1()), &dyr());
+        for live in [&first, &second] {
+            for who in [dyr(), dy1()] {
+                assert!(IPTABLES_TEST.audit(live, &who).is_complete(), "{live}");
+            }
+        }
+        assert_eq!(dockyard_lines(&first), dockyard_lines(&second));
+        assert_eq!(dockyard_lines(&first), dockyard_lines(ROOTLESS_SAVED));
+    }
+
+    #[test]
+    fn either_stops_and_leaves_the_other_whole_then_nothing() {
+        let both = up(&up(HOST, &dyr()), &dy1());
+        for (goes, stays) in [(dy1(), dyr()), (dyr(), dy1())] {
+            let plan = IPTABLES_TEST
+                .plan_down(&both, goes.instance(), &[])
+                .expect("a plan");
+            let left = apply(&both, &plan);
+            assert!(
+                IPTABLES_TEST.audit(&left, &stays).is_complete(),
+                "{} after {} stopped:\n{left}",
+                stays.instance(),
+                goes.instance()
+            );
+            assert!(IPTABLES_TEST.residue(&left, goes.instance()).is_empty());
+            let none = apply(
+                &left,
+                &IPTABLES_TEST
+                    .plan_down(&left, stays.instance(), &[])
+                    .expect("a plan"),
+            );
+            assert!(
+                !none.contains("DOCKYARD") && !none.contains("dockyard"),
+                "{none}"
+            );
+            assert_eq!(IPTABLES_TEST.plan_down(&none, stays.instance(), &[]), None);
+        }
+    }
+
+    #[test]
+    fn a_rootless_instance_whose_user_is_gone_is_found_by_its_tag() {
+        let mut gone = dyr();
+        gone.user = Some(User::Missing("dyr_docker".into()));
+        // Its chain is there; what keyed on the uid is stray, and what
+        // would key on the user is missing, by name.
+        let a = IPTABLES_TEST.audit(ROOTLESS_SAVED, &gone);
+        assert_eq!(a.state(), "missing", "{a:#?}");
+        assert_eq!(a.missing.len(), 1, "{a:#?}");
+        assert!(
+            a.missing[0].text.contains("--uid-owner dyr_docker "),
+            "{}",
+            a.missing[0]
+        );
+        assert_eq!(a.stray.len(), 1, "the dispatch keyed on the old uid");
+        assert_eq!(
+            IPTABLES_TEST.residue(ROOTLESS_SAVED, gone.instance()).len(),
+            8
+        );
+        let down = IPTABLES_TEST
+            .plan_down(ROOTLESS_SAVED, gone.instance(), &[])
+            .expect("a plan");
+        let left = apply(ROOTLESS_SAVED, &down);
+        assert_eq!(IPTABLES_TEST.audit(&left, &gone).state(), "absent");
+    }
+
+    #[test]
+    fn an_instance_turned_rootless_loses_its_bridge_rules_and_back() {
+        let mut rootful = dyr();
+        rootful.user = None;
+        let before = up(HOST, &rootful);
+        let after = up(&before, &dyr());
+        assert!(IPTABLES_TEST.audit(&after, &dyr()).is_complete(), "{after}");
+        for gone in [
+            "DOCKYARD-dyr-IN",
+            "-A DOCKYARD-FORWARD",
+            "-A POSTROUTING -m",
+        ] {
+            assert!(!after.contains(gone), "{gone}:\n{after}");
+        }
+        let nat = after.split("*nat").nth(1).unwrap_or_default();
+        assert!(!nat.contains("DOCKYARD-dyr"), "{after}");
+        let back = up(&after, &rootful);
+        assert!(IPTABLES_TEST.audit(&back, &rootful).is_complete(), "{back}");
+        assert!(!back.contains("--uid-owner"), "{back}");
     }
 }

@@ -16,6 +16,17 @@
 //!   by the host's own INPUT rules and policy.
 //! - Its containers may open connections to anything no instance claims, and
 //!   leave masqueraded.
+//! - A rootless instance (`Rootless=yes`) has no networks on the host: its
+//!   containers' traffic leaves as sockets of its user, opened by
+//!   slirp4netns or pasta in the host's namespace, so it is locally
+//!   generated (OUTPUT, never FORWARD) and the rules above never see it.
+//!   Its own rules, keyed on that user's uid, drop its new connections to
+//!   the host's own addresses (except DNS, [`DNS_PORT`]; also the gateways
+//!   of instances that admit it) and to every rootful instance's networks
+//!   except those of the instances whose `AllowFrom=` names it
+//!   (`--reach`); replies and everything else are left to the host. Nothing reaches into it but its published ports
+//!   (rootlesskit listens for them on the host as its user), so it needs
+//!   no admission rules.
 //!
 //! Shape: two chains shared by all instances, `DOCKYARD-FORWARD` (from
 //! FORWARD) and `DOCKYARD-INPUT` (from INPUT). Each instance puts in
@@ -25,6 +36,11 @@
 //! whatever order instances start. The verdicts are explicit (ACCEPT or
 //! DROP), so the host's FORWARD policy does not matter, whether ACCEPT or the
 //! DROP a host Docker sets. Masquerading stays in a per-instance nat chain.
+//! For rootless instances, `DOCKYARD-OUTPUT` (from OUTPUT) sends each one's
+//! user's packets to its own chain, which ends in a jump to
+//! `DOCKYARD-NETS`, where every rootful instance keeps one drop per network:
+//! an instance started later, or again after a crash, is covered at once,
+//! and a rootless instance costs the same few rules however many others run.
 
 pub mod choice;
 pub mod iptables;
@@ -70,6 +86,100 @@ pub enum Match {
     },
     /// conntrack state RELATED or ESTABLISHED: replies to allowed connections.
     Reply,
+    /// The sending socket belongs to this user (a rootless instance's).
+    Owner(User),
+    /// TCP or UDP to this destination port.
+    Dport {
+        proto: Proto,
+        port: u16,
+    },
+    /// The destination is an address of the host itself: loopback, its LAN
+    /// addresses, every rootful instance's gateway.
+    LocalDest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// DNS, the one service on the host's own addresses a rootless instance's
+/// user may open connections to (over UDP and TCP): slirp4netns and pasta
+/// forward its containers' queries to the nameservers of the host's
+/// /etc/resolv.conf, which is often a resolver on the host itself
+/// (systemd-resolved's 127.0.0.53, a local dnsmasq).
+pub const DNS_PORT: u16 = 53;
+
+/// A rootless instance's user as its rules key on it. The model looks
+/// nothing up: whoever applies or audits resolves the account the contract
+/// names (`Network::rootless_user`) and passes the uid in
+/// ([`Subject::resolve`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum User {
+    Uid(u32),
+    /// The account does not exist (deleted while its rules stayed, or not
+    /// created yet). No live rule can key on it: an audit reports the
+    /// expected rules missing, by this name, and the live ones, found by
+    /// their tag, as stray. `dockyard-network up` refuses before planning.
+    Missing(String),
+}
+
+impl User {
+    pub fn uid(&self) -> Option<u32> {
+        match self {
+            User::Uid(u) => Some(*u),
+            User::Missing(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            User::Uid(u) => write!(f, "{u}"),
+            User::Missing(name) => f.write_str(name),
+        }
+    }
+}
+
+/// One instance as its firewall sees it: the helper contract's values and,
+/// for a rootless instance, its user as the host resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub net: Network,
+    /// `Some` exactly when the instance is rootless.
+    pub user: Option<User>,
+}
+
+impl Subject {
+    /// `uid_of` looks an account up; `None` means there is no such user.
+    pub fn resolve(net: Network, uid_of: impl Fn(&str) -> Option<u32>) -> Subject {
+        let user = net.rootless_user.as_deref().map(|name| match uid_of(name) {
+            Some(uid) => User::Uid(uid),
+            None => User::Missing(name.to_string()),
+        });
+        Subject { net, user }
+    }
+
+    pub fn instance(&self) -> &InstanceName {
+        &self.net.instance
+    }
+
+    /// The networks a rootless instance may reach, as disjoint networks
+    /// (nftables refuses overlapping intervals; nested ones add nothing).
+    pub fn reach(&self) -> Vec<Ipv4Net> {
+        Ipv4Net::aggregate(&self.net.reach)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -157,38 +267,56 @@ pub struct Link {
     pub rule: Rule,
 }
 
-/// A chain all instances share, reached from a built-in chain. It exists
-/// while any instance's rule is in it.
+/// A chain all instances share, reached from a built-in chain (`hook`) or
+/// from instances' chains. The shared chains exist, with their hooks,
+/// while any instance has a rule in any of them: every instance's set
+/// holds every hook, so any start puts back a hook someone removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shared {
     pub table: Table,
     pub name: &'static str,
-    pub hook: &'static str,
+    pub hook: Option<&'static str>,
 }
 
 pub const SHARED_FORWARD: Shared = Shared {
     table: Table::Filter,
     name: "DOCKYARD-FORWARD",
-    hook: "FORWARD",
+    hook: Some("FORWARD"),
 };
 
 pub const SHARED_INPUT: Shared = Shared {
     table: Table::Filter,
     name: "DOCKYARD-INPUT",
-    hook: "INPUT",
+    hook: Some("INPUT"),
 };
 
-pub const SHARED: [Shared; 2] = [SHARED_FORWARD, SHARED_INPUT];
+/// What sockets send: one jump per rootless instance, keyed on its user.
+pub const SHARED_OUTPUT: Shared = Shared {
+    table: Table::Filter,
+    name: "DOCKYARD-OUTPUT",
+    hook: Some("OUTPUT"),
+};
+
+/// Every rootful instance's networks, one drop each: where no rootless
+/// instance's user may open connections. Reached only from the rootless
+/// instances' chains, after what they may reach returned.
+pub const SHARED_NETS: Shared = Shared {
+    table: Table::Filter,
+    name: "DOCKYARD-NETS",
+    hook: None,
+};
+
+pub const SHARED: [Shared; 4] = [SHARED_FORWARD, SHARED_INPUT, SHARED_OUTPUT, SHARED_NETS];
 
 impl Shared {
     /// The jump from the built-in chain, tagged as nobody's in particular.
-    pub fn hook_link(&self) -> Link {
-        Link {
+    pub fn hook_link(&self) -> Option<Link> {
+        Some(Link {
             table: self.table,
-            chain: self.hook.to_string(),
+            chain: self.hook?.to_string(),
             place: Place::First,
             rule: Rule::new(Vec::new(), Verdict::Jump(self.name.into()), Owner::Shared),
-        }
+        })
     }
 
     pub fn is(&self, table: Table, chain: &str) -> bool {
@@ -216,7 +344,14 @@ pub fn own_chains(instance: &InstanceName) -> [String; 2] {
 }
 
 impl Ruleset {
-    pub fn of(net: &Network) -> Ruleset {
+    pub fn of(subject: &Subject) -> Ruleset {
+        match &subject.user {
+            Some(user) => Ruleset::rootless(subject, user),
+            None => Ruleset::rootful(&subject.net),
+        }
+    }
+
+    fn rootful(net: &Network) -> Ruleset {
         let name = &net.instance;
         let mine = || Owner::Instance(name.clone());
         let rule = |m: Vec<Match>, v: Verdict| Rule::new(m, v, mine());
@@ -317,13 +452,22 @@ impl Ruleset {
                 rule(vec![dst(n)], Verdict::Jump(input.clone())),
             ));
         }
+        // Where rootless instances' users may not go, whenever this one
+        // starts: they need not restart to be kept out.
+        for n in own_nets {
+            links.push(link(
+                SHARED_NETS,
+                Place::Last,
+                rule(vec![dst(n)], Verdict::Drop),
+            ));
+        }
         links.push(Link {
             table: Table::Nat,
             chain: "POSTROUTING".into(),
             place: Place::First,
             rule: rule(Vec::new(), Verdict::Jump(forward.clone())),
         });
-        links.extend(SHARED.iter().map(Shared::hook_link));
+        links.extend(SHARED.iter().filter_map(Shared::hook_link));
 
         Ruleset {
             instance: name.clone(),
@@ -344,6 +488,65 @@ impl Ruleset {
                     rules: masquerade,
                 },
             ],
+            links,
+        }
+    }
+
+    /// A rootless instance: only what its user's sockets open, in its
+    /// chain (`firewall_chain`, as a rootful one's admission chain, so a
+    /// teardown by name finds it either way). Replies return first; then
+    /// DNS and nothing else to the host's own addresses; then what it may
+    /// reach; then every rootful instance's networks drop (`DOCKYARD-NETS`);
+    /// the rest returns to the host's OUTPUT rules and policy.
+    fn rootless(subject: &Subject, user: &User) -> Ruleset {
+        let name = subject.instance();
+        let mine = || Owner::Instance(name.clone());
+        let rule = |m: Vec<Match>, v: Verdict| Rule::new(m, v, mine());
+        let chain = name.firewall_chain();
+        let mut rules = vec![rule(vec![Match::Reply], Verdict::Return)];
+        for proto in [Proto::Udp, Proto::Tcp] {
+            rules.push(rule(
+                vec![
+                    Match::Dport {
+                        proto,
+                        port: DNS_PORT,
+                    },
+                    Match::LocalDest,
+                ],
+                Verdict::Return,
+            ));
+        }
+        // Before what it may reach: an admitting instance's bridge network
+        // holds its gateway, an address of the host like any other.
+        rules.push(rule(vec![Match::LocalDest], Verdict::Drop));
+        rules.extend(subject.reach().into_iter().map(|net| {
+            rule(
+                vec![Match::Dest {
+                    net,
+                    negated: false,
+                }],
+                Verdict::Return,
+            )
+        }));
+        rules.push(rule(Vec::new(), Verdict::Jump(SHARED_NETS.name.into())));
+
+        let mut links = vec![Link {
+            table: SHARED_OUTPUT.table,
+            chain: SHARED_OUTPUT.name.to_string(),
+            place: Place::First,
+            rule: rule(
+                vec![Match::Owner(user.clone())],
+                Verdict::Jump(chain.clone()),
+            ),
+        }];
+        links.extend(SHARED.iter().filter_map(Shared::hook_link));
+        Ruleset {
+            instance: name.clone(),
+            chains: vec![Chain {
+                table: Table::Filter,
+                name: chain,
+                rules,
+            }],
             links,
         }
     }
@@ -437,17 +640,19 @@ pub trait Backend: Sync {
     fn name(&self) -> &'static str;
     fn read_program(&self) -> Program;
     fn apply_program(&self) -> Program;
-    /// Brings the live rules to exactly what `net` needs (and the shared
+    /// Brings the live rules to exactly what `this` needs (and the shared
     /// pieces it needs). `running` are the other instances recorded as up
     /// with this backend: a backend whose shared pieces hold something of
-    /// every instance puts back what they lost.
-    fn plan_up(&self, live: &str, net: &Network, running: &[Network]) -> Option<String>;
+    /// every instance puts back what they lost. A rootless instance's
+    /// user must have been resolved (a [`User::Missing`] is the caller's
+    /// to refuse; its pieces are left out).
+    fn plan_up(&self, live: &str, this: &Subject, running: &[Subject]) -> Option<String>;
     /// Removes every trace of `instance`, and the shared chains when it was
     /// the last one using them. Needs nothing but the name (and `running`,
     /// as for [`Backend::plan_up`]).
-    fn plan_down(&self, live: &str, instance: &InstanceName, running: &[Network])
+    fn plan_down(&self, live: &str, instance: &InstanceName, running: &[Subject])
         -> Option<String>;
-    fn audit(&self, live: &str, net: &Network) -> Audit;
+    fn audit(&self, live: &str, this: &Subject) -> Audit;
     /// Every line of `instance`, expected or not (networks unknown).
     fn residue(&self, live: &str, instance: &InstanceName) -> Vec<Line>;
 }
@@ -467,7 +672,7 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    pub(crate) fn net(name: &str, third: u8, pool: &str) -> Network {
+    pub(crate) fn network(name: &str, third: u8, pool: &str) -> Network {
         Network {
             instance: InstanceName::parse(name).expect("name"),
             bridge_cidr: format!("172.22.{third}.1/24").parse().expect("net"),
@@ -475,7 +680,22 @@ mod tests {
             pool: pool.parse().expect("net"),
             allow_from: Vec::new(),
             data_root: Some(PathBuf::from(format!("/var/lib/dockyard/{name}/docker"))),
+            rootless_user: None,
+            reach: Vec::new(),
         }
+    }
+
+    /// A rootful instance.
+    pub(crate) fn net(name: &str, third: u8, pool: &str) -> Subject {
+        Subject::resolve(network(name, third, pool), |_| None)
+    }
+
+    /// A rootless instance whose user has `uid`, reaching `reach`.
+    pub(crate) fn rootless(name: &str, third: u8, uid: u32, reach: &[&str]) -> Subject {
+        let mut n = network(name, third, &format!("172.{}.0.0/16", 100 + third));
+        n.rootless_user = Some(n.instance.account());
+        n.reach = reach.iter().map(|r| r.parse().expect("net")).collect();
+        Subject::resolve(n, |_| Some(uid))
     }
 
     #[test]
@@ -509,15 +729,85 @@ mod tests {
             .iter()
             .filter(|l| l.rule.owner == Owner::Shared)
             .count();
-        assert_eq!(hooks, 2);
-        assert_eq!(rs.len(), 4 + 5 + 2 + 9);
+        assert_eq!(hooks, 3);
+        // Its networks are where no rootless instance's user may go.
+        let drops: Vec<&Rule> = rs
+            .links
+            .iter()
+            .filter(|l| l.chain == SHARED_NETS.name)
+            .map(|l| &l.rule)
+            .collect();
+        assert_eq!(drops.len(), 2);
+        assert!(drops.iter().all(|r| r.verdict == Verdict::Drop));
+        assert_eq!(rs.len(), 4 + 5 + 2 + 12);
+    }
+
+    #[test]
+    fn a_rootless_instance_keys_its_chain_on_its_user() {
+        let rs = Ruleset::of(&rootless(
+            "dyr",
+            9,
+            1234,
+            &["172.22.1.0/24", "172.23.0.0/16", "172.23.4.0/24"],
+        ));
+        assert_eq!(rs.chains.len(), 1, "no admission, no masquerade");
+        let chain = &rs.chains[0];
+        assert_eq!(
+            (chain.table, chain.name.as_str()),
+            (Table::Filter, "DOCKYARD-dyr")
+        );
+        let verdicts: Vec<&Verdict> = chain.rules.iter().map(|r| &r.verdict).collect();
+        let ret = &Verdict::Return;
+        assert_eq!(
+            verdicts,
+            [
+                ret,
+                ret,
+                ret,
+                &Verdict::Drop,
+                // Nested reach networks collapse into one.
+                ret,
+                ret,
+                &Verdict::Jump("DOCKYARD-NETS".into())
+            ]
+        );
+        assert_eq!(chain.rules[0].matches(), [Match::Reply]);
+        // The host's own addresses drop before any reach returns: an
+        // admitting instance's gateway is one.
+        assert_eq!(chain.rules[3].matches(), [Match::LocalDest]);
+        assert_eq!(
+            chain.rules[1].matches(),
+            [
+                Match::Dport {
+                    proto: Proto::Udp,
+                    port: 53
+                },
+                Match::LocalDest
+            ]
+        );
+        let jump = rs
+            .links
+            .iter()
+            .find(|l| l.chain == SHARED_OUTPUT.name)
+            .expect("dispatch");
+        assert_eq!(jump.rule.matches(), [Match::Owner(User::Uid(1234))]);
+        assert!(jump.rule.jumps_to("DOCKYARD-dyr"));
+        // Every hook, so its start puts back whichever someone removed.
+        let hooks: Vec<&str> = rs
+            .links
+            .iter()
+            .filter(|l| l.rule.owner == Owner::Shared)
+            .map(|l| l.chain.as_str())
+            .collect();
+        assert_eq!(hooks, ["FORWARD", "INPUT", "OUTPUT"]);
+        assert_eq!(rs.len(), 7 + 4);
     }
 
     #[test]
     fn allowed_peers_are_admitted_in_both_chains() {
         let mut n = net("dy2", 2, "172.25.0.0/16");
         let peer: Ipv4Net = "172.22.1.0/24".parse().expect("net");
-        n.allow_from.push(peer);
+        n.net.allow_from.push(peer);
         let rs = Ruleset::of(&n);
         let admits = |c: &Chain| {
             c.rules.iter().any(|r| {

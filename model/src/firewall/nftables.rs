@@ -5,11 +5,18 @@
 //!
 //! Layout:
 //! - `table inet dockyard`, shared: set `nets` holds every running
-//!   instance's networks, set `admit` every pair (source network .
+//!   rootful instance's networks, set `admit` every pair (source network .
 //!   instance network) allowed to open connections; one `forward` and one
 //!   `input` chain drop a new connection into `@nets` whose pair is not in
 //!   `@admit`. One lookup per packet however many instances run; each
 //!   element carries its instance's tag, so `down` finds them by name.
+//!   For rootless instances, set `rootless` holds their users' uids and
+//!   `reach` the pairs (uid . network) they may open connections into; the
+//!   `output` chain's four rules let a new connection of such a user
+//!   through to DNS on the host's own addresses, drop it to any other
+//!   address of the host (`fib daddr type local`, IPv6 too), let it into
+//!   `@reach`, and drop it into `@nets`. A rootless instance is two elements and one
+//!   per reached network, and `@nets` covers instances started after it.
 //! - `table inet dockyard-NAME`: the instance's masquerade; deleting it is
 //!   the instance's teardown, with its elements, in the same transaction.
 //! - Four accepts tagged for the instance in iptables' `ip filter FORWARD`.
@@ -23,8 +30,9 @@
 //!   They accept only what the shared chains did not drop: a drop is final
 //!   in any table.
 
-use super::{Audit, Backend, Line, Program, Table, SHARED_FORWARD, SHARED_TAG};
-use crate::contract::network::Network;
+use super::{
+    Audit, Backend, Line, Program, Subject, Table, User, DNS_PORT, SHARED_FORWARD, SHARED_TAG,
+};
 use crate::name::InstanceName;
 use ipnet::Ipv4Net;
 use serde_json::Value;
@@ -36,6 +44,15 @@ pub const FAMILY: &str = "inet";
 pub const SHARED_TABLE: &str = "dockyard";
 pub const NETS: &str = "nets";
 pub const ADMIT: &str = "admit";
+pub const ROOTLESS: &str = "rootless";
+pub const REACH: &str = "reach";
+/// The shared sets: name, type, flags.
+const SETS: [(&str, &str, &str); 4] = [
+    (NETS, "ipv4_addr", "flags interval; "),
+    (ADMIT, "ipv4_addr . ipv4_addr", "flags interval; "),
+    (ROOTLESS, "uid", ""),
+    (REACH, "uid . ipv4_addr", "flags interval; "),
+];
 /// Ahead of iptables-nft's filter chains (priority 0), so a drop here costs
 /// them nothing; the order is not what makes it final.
 const SHARED_PRIORITY: i64 = -10;
@@ -70,6 +87,16 @@ pub enum Expr {
     PairNotIn(String),
     /// `ct state != { established, related }`: not a reply.
     New,
+    /// `meta skuid @SET`: the sending socket's owner is in the set.
+    SkuidIn(String),
+    /// `meta skuid . ip daddr @SET`
+    SkuidDaddrIn(String),
+    /// `meta l4proto { tcp, udp }`
+    TcpOrUdp,
+    /// `th dport N`
+    Dport(u16),
+    /// `fib daddr type local`: an address of the host itself.
+    LocalDest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,6 +136,11 @@ impl NftRule {
                 Expr::DaddrIn(set) => write!(s, "ip daddr @{set} "),
                 Expr::PairNotIn(set) => write!(s, "ip saddr . ip daddr != @{set} "),
                 Expr::New => write!(s, "ct state != {{ established, related }} "),
+                Expr::SkuidIn(set) => write!(s, "meta skuid @{set} "),
+                Expr::SkuidDaddrIn(set) => write!(s, "meta skuid . ip daddr @{set} "),
+                Expr::TcpOrUdp => write!(s, "meta l4proto {{ tcp, udp }} "),
+                Expr::Dport(port) => write!(s, "th dport {port} "),
+                Expr::LocalDest => write!(s, "fib daddr type local "),
             };
         }
         if with_counter {
@@ -125,10 +157,12 @@ impl NftRule {
 }
 
 /// An element of one of the shared sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Element {
     Net(Ipv4Net),
     Pair(Ipv4Net, Ipv4Net),
+    Rootless(User),
+    Reach(User, Ipv4Net),
 }
 
 impl Element {
@@ -136,13 +170,27 @@ impl Element {
         match self {
             Element::Net(_) => NETS,
             Element::Pair(..) => ADMIT,
+            Element::Rootless(_) => ROOTLESS,
+            Element::Reach(..) => REACH,
         }
     }
 
+    /// A missing user renders by name: only an audit shows it (`up`
+    /// refuses first, and no plan writes it).
     fn render(&self) -> String {
         match self {
             Element::Net(n) => n.to_string(),
             Element::Pair(s, d) => format!("{s} . {d}"),
+            Element::Rootless(u) => u.to_string(),
+            Element::Reach(u, n) => format!("{u} . {n}"),
+        }
+    }
+
+    /// Can the kernel hold it (not keyed on a missing user)?
+    fn writable(&self) -> bool {
+        match self {
+            Element::Rootless(u) | Element::Reach(u, _) => u.uid().is_some(),
+            _ => true,
         }
     }
 }
@@ -157,8 +205,26 @@ pub struct Want {
 }
 
 impl Want {
-    pub fn of(net: &Network) -> Want {
+    pub fn of(subject: &Subject) -> Want {
+        let net = &subject.net;
         let tag = net.instance.firewall_tag();
+        // A rootless instance: its user and what it may reach, nothing on
+        // the host's FORWARD or nat (its networks are in its namespace).
+        if let Some(user) = &subject.user {
+            let mut elements = vec![Element::Rootless(user.clone())];
+            elements.extend(
+                subject
+                    .reach()
+                    .into_iter()
+                    .map(|n| Element::Reach(user.clone(), n)),
+            );
+            return Want {
+                instance: net.instance.clone(),
+                elements,
+                host_accepts: Vec::new(),
+                masquerade: Vec::new(),
+            };
+        }
         let rule = |exprs, action| NftRule {
             exprs,
             action,
@@ -235,10 +301,33 @@ impl Want {
     }
 }
 
-/// The shared chains' one rule each: a new connection into an instance's
-/// network from a source not admitted for it is dropped. On `input` the
-/// host's own loopback traffic is left to the host.
-fn shared_rule(chain: &str) -> NftRule {
+/// The shared chains' rules, in order. `forward` and `input` have one: a
+/// new connection into an instance's network from a source not admitted
+/// for it is dropped (on `input` the host's own loopback traffic is left to
+/// the host). `output` has a rootless instance's user's new connections:
+/// an accept there only ends this chain, so it means "not dropped here",
+/// and the host's OUTPUT rules still decide.
+fn shared_rules(chain: &str) -> Vec<NftRule> {
+    let rule = |exprs: Vec<Expr>, action| NftRule {
+        exprs,
+        action,
+        tag: SHARED_TAG.into(),
+    };
+    if chain == "output" {
+        let user = || [Expr::SkuidIn(ROOTLESS.into()), Expr::New];
+        let with = |more: &[Expr]| user().into_iter().chain(more.iter().cloned()).collect();
+        // The host's own addresses before what it may reach: an admitting
+        // instance's bridge network holds its gateway.
+        return vec![
+            rule(
+                with(&[Expr::TcpOrUdp, Expr::Dport(DNS_PORT), Expr::LocalDest]),
+                Action::Accept,
+            ),
+            rule(with(&[Expr::LocalDest]), Action::Drop),
+            rule(with(&[Expr::SkuidDaddrIn(REACH.into())]), Action::Accept),
+            rule(with(&[Expr::DaddrIn(NETS.into())]), Action::Drop),
+        ];
+    }
     let mut exprs = Vec::new();
     if chain == "input" {
         exprs.push(Expr::Iif {
@@ -251,14 +340,14 @@ fn shared_rule(chain: &str) -> NftRule {
         Expr::New,
         Expr::PairNotIn(ADMIT.into()),
     ]);
-    NftRule {
-        exprs,
-        action: Action::Drop,
-        tag: SHARED_TAG.into(),
-    }
+    vec![rule(exprs, Action::Drop)]
 }
 
-const SHARED_CHAINS: [(&str, &str); 2] = [("forward", "forward"), ("input", "input")];
+const SHARED_CHAINS: [(&str, &str); 3] = [
+    ("forward", "forward"),
+    ("input", "input"),
+    ("output", "output"),
+];
 
 /// A rule as the kernel has it.
 #[derive(Debug, Clone)]
@@ -364,6 +453,21 @@ fn payload_field(v: &Value) -> Option<&str> {
         .and_then(|_| p.get("field")?.as_str())
 }
 
+fn meta_key(v: &Value) -> Option<&str> {
+    v.get("meta")?.get("key")?.as_str()
+}
+
+/// An array of strings, sorted; `None` if anything in it is not a string.
+fn sorted_strings(v: &Value) -> Option<Vec<&str>> {
+    let mut out = v
+        .as_array()?
+        .iter()
+        .map(Value::as_str)
+        .collect::<Option<Vec<&str>>>()?;
+    out.sort_unstable();
+    Some(out)
+}
+
 fn expr_of(m: &Value) -> Option<Expr> {
     let negated = match m.get("op")?.as_str()? {
         "==" => false,
@@ -372,17 +476,31 @@ fn expr_of(m: &Value) -> Option<Expr> {
     };
     let left = m.get("left")?;
     let right = m.get("right")?;
-    if let Some(key) = left
-        .get("meta")
-        .and_then(|x| x.get("key"))
-        .and_then(Value::as_str)
-    {
+    if let Some(key) = meta_key(left) {
+        if key == "l4proto" {
+            let protos = sorted_strings(right.get("set")?)?;
+            return (!negated && protos == ["tcp", "udp"]).then_some(Expr::TcpOrUdp);
+        }
         let name = right.as_str()?.to_string();
         return match key {
             "iifname" => Some(Expr::Iif { name, negated }),
             "oifname" => Some(Expr::Oif { name, negated }),
+            "skuid" if !negated => Some(Expr::SkuidIn(name.strip_prefix('@')?.into())),
             _ => None,
         };
+    }
+    if let Some(fib) = left.get("fib") {
+        let flags = sorted_strings(fib.get("flags")?)?;
+        let local = fib.get("result")?.as_str()? == "type"
+            && flags == ["daddr"]
+            && right.as_str()? == "local";
+        return (local && !negated).then_some(Expr::LocalDest);
+    }
+    if let Some(p) = left.get("payload") {
+        if p.get("protocol")?.as_str()? == "th" {
+            let port = u16::try_from(right.as_u64()?).ok()?;
+            return (!negated && p.get("field")?.as_str()? == "dport").then_some(Expr::Dport(port));
+        }
     }
     if left
         .get("ct")
@@ -390,19 +508,20 @@ fn expr_of(m: &Value) -> Option<Expr> {
         .and_then(Value::as_str)
         == Some("state")
     {
-        let mut states: Vec<&str> = right
-            .get("set")?
-            .as_array()?
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        states.sort_unstable();
+        let states = sorted_strings(right.get("set")?)?;
         return (negated && states == ["established", "related"]).then_some(Expr::New);
     }
     if let Some(parts) = left.get("concat").and_then(Value::as_array) {
-        let fields: Vec<&str> = parts.iter().filter_map(payload_field).collect();
         let set = right.as_str()?.strip_prefix('@')?;
-        return (negated && fields == ["saddr", "daddr"]).then(|| Expr::PairNotIn(set.into()));
+        return match parts.as_slice() {
+            [u, d] if meta_key(u) == Some("skuid") && payload_field(d) == Some("daddr") => {
+                (!negated).then(|| Expr::SkuidDaddrIn(set.into()))
+            }
+            [s, d] if payload_field(s) == Some("saddr") && payload_field(d) == Some("daddr") => {
+                negated.then(|| Expr::PairNotIn(set.into()))
+            }
+            _ => None,
+        };
     }
     let field = payload_field(left)?;
     if let Some(set) = right.as_str().and_then(|s| s.strip_prefix('@')) {
@@ -500,6 +619,12 @@ pub fn parse_live(text: &str) -> Live {
     live
 }
 
+/// nft prints uids as numbers (names only with `-u`, which Dockyard never
+/// passes).
+fn uid_of(v: &Value) -> Option<User> {
+    Some(User::Uid(u32::try_from(v.as_u64()?).ok()?))
+}
+
 fn element_of(set: &str, e: &Value) -> Option<LiveElement> {
     // Elements with a comment come wrapped: {"elem": {"val": …, "comment": …}}.
     let (val, comment) = match e.get("elem") {
@@ -509,15 +634,18 @@ fn element_of(set: &str, e: &Value) -> Option<LiveElement> {
         ),
         None => (e, None),
     };
+    let parts = || val.get("concat")?.as_array();
     let element = match set {
         NETS => Element::Net(net_of(val)?),
-        ADMIT => {
-            let parts = val.get("concat")?.as_array()?;
-            match parts.as_slice() {
-                [s, d] => Element::Pair(net_of(s)?, net_of(d)?),
-                _ => return None,
-            }
-        }
+        ADMIT => match parts()?.as_slice() {
+            [s, d] => Element::Pair(net_of(s)?, net_of(d)?),
+            _ => return None,
+        },
+        ROOTLESS => Element::Rootless(uid_of(val)?),
+        REACH => match parts()?.as_slice() {
+            [u, d] => Element::Reach(uid_of(u)?, net_of(d)?),
+            _ => return None,
+        },
         _ => return None,
     };
     Some(LiveElement {
@@ -566,10 +694,10 @@ fn delete_rule(text: &mut String, r: &LiveRule) {
 }
 
 fn elements_cmd(text: &mut String, verb: &str, elements: &[&Element], tag: Option<&str>) {
-    for set in [NETS, ADMIT] {
+    for (set, _, _) in SETS {
         let items: Vec<String> = elements
             .iter()
-            .filter(|e| e.set() == set)
+            .filter(|e| e.set() == set && e.writable())
             .map(|e| match tag {
                 Some(t) => format!("{} comment {}", e.render(), quote(t)),
                 None => e.render(),
@@ -604,11 +732,11 @@ fn shared_text(live: &Live, text: &mut String) {
     if !live.has_table(FAMILY, SHARED_TABLE) {
         let _ = writeln!(text, "add table {FAMILY} {SHARED_TABLE}");
     }
-    for (set, ty) in [(NETS, "ipv4_addr"), (ADMIT, "ipv4_addr . ipv4_addr")] {
+    for (set, ty, flags) in SETS {
         if !live.sets.iter().any(|s| s == set) {
             let _ = writeln!(
                 text,
-                "add set {FAMILY} {SHARED_TABLE} {set} {{ type {ty}; flags interval; }}"
+                "add set {FAMILY} {SHARED_TABLE} {set} {{ type {ty}; {flags}}}"
             );
         }
     }
@@ -619,21 +747,26 @@ fn shared_text(live: &Live, text: &mut String) {
                 "add chain {FAMILY} {SHARED_TABLE} {chain} {{ type filter hook {hook} priority {SHARED_PRIORITY}; policy accept; }}"
             );
         }
-        let want = shared_rule(chain);
-        let mut found = false;
-        for r in live.rules_in(FAMILY, SHARED_TABLE, chain) {
-            if r.rule.as_ref() == Some(&want) && !found {
-                found = true;
-            } else {
+        // Exactly these rules in this order, else all of them anew (the
+        // transaction is atomic: no packet sees the chain half done).
+        let want = shared_rules(chain);
+        let have: Vec<&LiveRule> = live.rules_in(FAMILY, SHARED_TABLE, chain).collect();
+        let same = have.len() == want.len()
+            && have
+                .iter()
+                .zip(&want)
+                .all(|(h, w)| h.rule.as_ref() == Some(w));
+        if !same {
+            for r in have {
                 delete_rule(text, r);
             }
-        }
-        if !found {
-            let _ = writeln!(
-                text,
-                "add rule {FAMILY} {SHARED_TABLE} {chain} {}",
-                want.render(true)
-            );
+            for w in &want {
+                let _ = writeln!(
+                    text,
+                    "add rule {FAMILY} {SHARED_TABLE} {chain} {}",
+                    w.render(true)
+                );
+            }
         }
     }
 }
@@ -656,8 +789,8 @@ fn host_chain_text(live: &Live, text: &mut String) {
 /// flushed FORWARD's one jump does with iptables. Only ever added, never
 /// removed: an element without a record may belong to an instance whose
 /// start has just committed and not yet recorded.
-fn restore_others(live: &Live, this: &InstanceName, running: &[Network], text: &mut String) {
-    for other in running.iter().filter(|n| n.instance != *this) {
+fn restore_others(live: &Live, this: &InstanceName, running: &[Subject], text: &mut String) {
+    for other in running.iter().filter(|n| n.instance() != this) {
         let w = Want::of(other);
         let tag = w.instance.firewall_tag();
         let have: Vec<&Element> = live.tagged_elements(&tag).collect();
@@ -701,6 +834,12 @@ fn insert_host_accepts<'a>(
     }
 }
 
+/// The instance's own table holds its masquerade; a rootless instance has
+/// none, and no table.
+fn wants_table(want: &Want) -> bool {
+    !want.masquerade.is_empty()
+}
+
 fn instance_table_matches(live: &Live, want: &Want) -> bool {
     let table = want.instance.nft_table();
     let chains: Vec<&str> = live
@@ -739,20 +878,24 @@ impl Backend for Nftables {
         }
     }
 
-    fn plan_up(&self, live: &str, net: &Network, running: &[Network]) -> Option<String> {
+    fn plan_up(&self, live: &str, this: &Subject, running: &[Subject]) -> Option<String> {
         let live = parse_live(live);
-        let want = Want::of(net);
+        let want = Want::of(this);
         let tag = want.instance.firewall_tag();
         let mut text = String::new();
         shared_text(&live, &mut text);
         restore_others(&live, &want.instance, running, &mut text);
 
         let table = want.instance.nft_table();
-        if !instance_table_matches(&live, &want) {
-            if live.has_table(FAMILY, &table) {
-                let _ = writeln!(text, "delete table {FAMILY} {table}");
+        if wants_table(&want) {
+            if !instance_table_matches(&live, &want) {
+                if live.has_table(FAMILY, &table) {
+                    let _ = writeln!(text, "delete table {FAMILY} {table}");
+                }
+                text.push_str(&instance_table_text(&want));
             }
-            text.push_str(&instance_table_text(&want));
+        } else if live.has_table(FAMILY, &table) {
+            let _ = writeln!(text, "delete table {FAMILY} {table}");
         }
 
         let have: Vec<&Element> = live.tagged_elements(&tag).collect();
@@ -790,7 +933,7 @@ impl Backend for Nftables {
         &self,
         live: &str,
         instance: &InstanceName,
-        running: &[Network],
+        running: &[Subject],
     ) -> Option<String> {
         let live = parse_live(live);
         let tag = instance.firewall_tag();
@@ -799,7 +942,10 @@ impl Backend for Nftables {
         if live.has_table(FAMILY, &table) {
             let _ = writeln!(text, "delete table {FAMILY} {table}");
         }
-        let running: Vec<&Network> = running.iter().filter(|n| n.instance != *instance).collect();
+        let running: Vec<&Subject> = running
+            .iter()
+            .filter(|n| n.instance() != instance)
+            .collect();
         let others = !running.is_empty()
             || live
                 .elements
@@ -809,7 +955,7 @@ impl Backend for Nftables {
             if others {
                 let mine: Vec<&Element> = live.tagged_elements(&tag).collect();
                 elements_cmd(&mut text, "delete", &mine, None);
-                let kept: Vec<Network> = running.into_iter().cloned().collect();
+                let kept: Vec<Subject> = running.into_iter().cloned().collect();
                 // Their accepts go back into FORWARD: without the chain
                 // (someone deleted iptables' table) the whole transaction,
                 // this instance's removal with it, would fail.
@@ -824,7 +970,7 @@ impl Backend for Nftables {
         } else if !running.is_empty() {
             // Gone while others run: theirs is put back.
             shared_text(&live, &mut text);
-            let kept: Vec<Network> = running.into_iter().cloned().collect();
+            let kept: Vec<Subject> = running.into_iter().cloned().collect();
             restore_others(&live, instance, &kept, &mut text);
         }
         for r in live.host_rules_tagged(&tag) {
@@ -833,9 +979,9 @@ impl Backend for Nftables {
         (!text.is_empty()).then_some(text)
     }
 
-    fn audit(&self, live: &str, net: &Network) -> Audit {
+    fn audit(&self, live: &str, this: &Subject) -> Audit {
         let live = parse_live(live);
-        let want = Want::of(net);
+        let want = Want::of(this);
         let tag = want.instance.firewall_tag();
         let table = want.instance.nft_table();
         let mut audit = Audit::default();
@@ -845,12 +991,13 @@ impl Backend for Nftables {
             n => audit.duplicated.push((line, n)),
         };
         for (chain, _) in SHARED_CHAINS {
-            let r = shared_rule(chain);
-            let n = live
-                .rules_in(FAMILY, SHARED_TABLE, chain)
-                .filter(|l| l.rule.as_ref() == Some(&r))
-                .count();
-            count(rule_line(FAMILY, SHARED_TABLE, chain, &r, false), n);
+            for r in shared_rules(chain) {
+                let n = live
+                    .rules_in(FAMILY, SHARED_TABLE, chain)
+                    .filter(|l| l.rule.as_ref() == Some(&r))
+                    .count();
+                count(rule_line(FAMILY, SHARED_TABLE, chain, &r, false), n);
+            }
         }
         for e in &want.elements {
             let n = live.tagged_elements(&tag).filter(|x| *x == e).count();
@@ -935,7 +1082,7 @@ fn live_rule_line(r: &LiveRule) -> Line {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::tests::net;
+    use crate::firewall::tests::{net, rootless};
 
     #[test]
     fn want_shape() {
@@ -948,9 +1095,9 @@ mod tests {
     #[test]
     fn allow_from_inside_an_own_network_makes_no_overlapping_pair() {
         let mut n = net("dy2", 2, "172.25.0.0/16");
-        n.allow_from.push("172.25.3.0/24".parse().expect("net"));
-        n.allow_from.push("10.0.0.0/8".parse().expect("net"));
-        n.allow_from.push("10.9.0.0/16".parse().expect("net"));
+        n.net.allow_from.push("172.25.3.0/24".parse().expect("net"));
+        n.net.allow_from.push("10.0.0.0/8".parse().expect("net"));
+        n.net.allow_from.push("10.9.0.0/16".parse().expect("net"));
         let w = Want::of(&n);
         let pairs: Vec<(Ipv4Net, Ipv4Net)> = w
             .elements
@@ -1000,7 +1147,7 @@ mod tests {
             .iter()
             .find(|r| r.table == SHARED_TABLE)
             .and_then(|r| r.rule.clone());
-        assert_eq!(shared, Some(shared_rule("forward")));
+        assert_eq!(shared.as_ref(), shared_rules("forward").first());
         // iptables-nft's own rule (an xt match) is nobody's form.
         assert!(live.rules.iter().any(|r| r.handle == 3 && r.rule.is_none()));
         let nat = live.rules.iter().find(|r| r.table == "dockyard-dy1");
@@ -1098,7 +1245,7 @@ mod tests {
                 r#""family": "ip", "table": "gone""#,
             );
         let plan = Nftables
-            .plan_down(&no_filter, &dy1.instance, std::slice::from_ref(&dy3))
+            .plan_down(&no_filter, dy1.instance(), std::slice::from_ref(&dy3))
             .expect("a plan");
         let chain = plan
             .find("add chain ip filter FORWARD { type filter hook forward priority 0; }\n")
@@ -1109,7 +1256,7 @@ mod tests {
         assert!(chain < accept, "{plan}");
         // With nobody to put back, a stop creates nothing.
         let alone = Nftables
-            .plan_down(&no_filter, &dy1.instance, &[])
+            .plan_down(&no_filter, dy1.instance(), &[])
             .expect("a plan");
         assert!(!alone.contains("add "), "{alone}");
     }
@@ -1173,7 +1320,7 @@ mod tests {
         // dy1, the last with elements, stops while dy3 is recorded as up:
         // the shared table stays and dy3's elements come back.
         let plan = Nftables
-            .plan_down(&sample(), &dy1.instance, &[dy3.clone(), dy1.clone()])
+            .plan_down(&sample(), dy1.instance(), &[dy3.clone(), dy1.clone()])
             .expect("a plan");
         assert!(!plan.contains("delete table inet dockyard\n"), "{plan}");
         assert!(
@@ -1192,16 +1339,158 @@ mod tests {
     fn audit_counts_and_finds_strays() {
         let n = net("dy1", 1, "172.23.0.0/16");
         let a = Nftables.audit(&sample(), &n);
-        assert_eq!(a.total(), 2 + 6 + 4 + 2);
+        // The shared chains' six rules, elements, accepts, masquerades.
+        assert_eq!(a.total(), 6 + 6 + 4 + 2);
         assert_eq!(a.state(), "missing");
         let mut other = n.clone();
-        other.pool = "172.24.0.0/16".parse().expect("net");
+        other.net.pool = "172.24.0.0/16".parse().expect("net");
         let a = Nftables.audit(&sample(), &other);
         assert!(
             a.stray.iter().any(|l| l.text.contains("172.23.0.0/16")),
             "{a:?}"
         );
-        let residue = Nftables.residue(&sample(), &n.instance);
+        let residue = Nftables.residue(&sample(), n.instance());
         assert_eq!(residue.len(), 2 + 1 + 1 + 1);
+    }
+
+    /// What `nft -j list ruleset` (nft 1.0.6) printed in a network
+    /// namespace after `dockyard-network up` of the rootless dyr (user uid
+    /// 995, reaching dy1's networks) and then of the rootful dy1.
+    const ROOTLESS_LIVE: &str = include_str!("testdata/rootless-nft.json");
+
+    fn dyr() -> Subject {
+        rootless("dyr", 9, 995, &["172.22.1.0/24", "172.23.0.0/16"])
+    }
+
+    fn dy1() -> Subject {
+        net("dy1", 1, "172.23.0.0/16")
+    }
+
+    #[test]
+    fn a_rootless_instance_is_its_user_and_what_it_reaches() {
+        let w = Want::of(&rootless(
+            "dyr",
+            9,
+            995,
+            &["172.22.1.0/24", "172.23.0.0/16", "172.23.8.0/24"],
+        ));
+        let n = |s: &str| s.parse::<Ipv4Net>().expect("net");
+        assert_eq!(
+            w.elements,
+            [
+                Element::Rootless(User::Uid(995)),
+                Element::Reach(User::Uid(995), n("172.22.1.0/24")),
+                // Nested networks would be overlapping intervals.
+                Element::Reach(User::Uid(995), n("172.23.0.0/16")),
+            ]
+        );
+        assert!(w.host_accepts.is_empty() && w.masquerade.is_empty());
+    }
+
+    #[test]
+    fn what_nft_printed_for_a_rootless_instance_parses_back() {
+        let live = parse_live(ROOTLESS_LIVE);
+        let output: Vec<Option<NftRule>> = live
+            .rules_in(FAMILY, SHARED_TABLE, "output")
+            .map(|r| r.rule.clone())
+            .collect();
+        let want: Vec<Option<NftRule>> = shared_rules("output").into_iter().map(Some).collect();
+        assert_eq!(output, want);
+        let tag = "dockyard:dyr";
+        let mine: Vec<&Element> = live.tagged_elements(tag).collect();
+        assert_eq!(mine, Want::of(&dyr()).elements.iter().collect::<Vec<_>>());
+        // Each as the other's running peer, as the helper passes them.
+        for (this, other) in [(dyr(), dy1()), (dy1(), dyr())] {
+            let running = std::slice::from_ref(&other);
+            assert_eq!(Nftables.plan_up(ROOTLESS_LIVE, &this, running), None);
+            let a = Nftables.audit(ROOTLESS_LIVE, &this);
+            assert!(a.is_complete(), "{}: {a:#?}", this.instance());
+        }
+        // The shared chains' six rules, its user and two reached networks.
+        assert_eq!(Nftables.audit(ROOTLESS_LIVE, &dyr()).total(), 6 + 3);
+    }
+
+    #[test]
+    fn a_rootless_instance_starts_with_its_elements_only() {
+        let plan = Nftables
+            .plan_up(r#"{"nftables": []}"#, &dyr(), &[])
+            .expect("a plan");
+        for want in [
+            "add set inet dockyard rootless { type uid; }",
+            "add set inet dockyard reach { type uid . ipv4_addr; flags interval; }",
+            "add chain inet dockyard output { type filter hook output priority -10; policy accept; }",
+            "add rule inet dockyard output meta skuid @rootless ct state != { established, related } meta l4proto { tcp, udp } th dport 53 fib daddr type local counter accept comment \"dockyard\"",
+            "add rule inet dockyard output meta skuid @rootless ct state != { established, related } ip daddr @nets counter drop comment \"dockyard\"",
+            "add element inet dockyard rootless { 995 comment \"dockyard:dyr\" }",
+            "add element inet dockyard reach { 995 . 172.22.1.0/24 comment \"dockyard:dyr\", 995 . 172.23.0.0/16 comment \"dockyard:dyr\" }",
+        ] {
+            assert!(plan.contains(want), "{want} not in\n{plan}");
+        }
+        // No table of its own, no accepts in FORWARD, nothing in @nets.
+        assert!(!plan.contains("dockyard-dyr"), "{plan}");
+        assert!(!plan.contains("rule ip filter FORWARD"), "{plan}");
+        assert!(!plan.contains("element inet dockyard nets"), "{plan}");
+    }
+
+    #[test]
+    fn a_rootless_instance_stops_with_its_elements_and_nothing_else() {
+        let plan = Nftables
+            .plan_down(
+                ROOTLESS_LIVE,
+                dyr().instance(),
+                std::slice::from_ref(&dy1()),
+            )
+            .expect("a plan");
+        assert_eq!(
+            plan,
+            "delete element inet dockyard rootless { 995 }\ndelete element inet dockyard reach { 995 . 172.22.1.0/24, 995 . 172.23.0.0/16 }\n"
+        );
+        // The rootful one stops while the rootless one runs: the shared
+        // table, with @nets now empty, stays for it.
+        let plan = Nftables
+            .plan_down(
+                ROOTLESS_LIVE,
+                dy1().instance(),
+                std::slice::from_ref(&dyr()),
+            )
+            .expect("a plan");
+        assert!(!plan.contains("delete table inet dockyard\n"), "{plan}");
+        assert!(!plan.contains("995"), "{plan}");
+    }
+
+    /// Someone deleted the shared table while a rootless instance ran: the
+    /// next start of any instance puts its user and reach back.
+    #[test]
+    fn any_start_puts_back_a_running_rootless_instances_elements() {
+        let plan = Nftables
+            .plan_up(r#"{"nftables": []}"#, &dy1(), std::slice::from_ref(&dyr()))
+            .expect("a plan");
+        assert!(
+            plan.contains("add element inet dockyard rootless { 995 comment \"dockyard:dyr\" }"),
+            "{plan}"
+        );
+        // Unless its user is gone: nothing the kernel would refuse.
+        let mut gone = dyr();
+        gone.user = Some(User::Missing("dyr_docker".into()));
+        let plan = Nftables
+            .plan_up(r#"{"nftables": []}"#, &dy1(), std::slice::from_ref(&gone))
+            .expect("a plan");
+        assert!(!plan.contains("dyr"), "{plan}");
+    }
+
+    #[test]
+    fn a_rootless_instance_whose_user_is_gone_is_found_by_its_tag() {
+        let mut gone = dyr();
+        gone.user = Some(User::Missing("dyr_docker".into()));
+        let a = Nftables.audit(ROOTLESS_LIVE, &gone);
+        assert_eq!(a.state(), "stray", "{a:#?}");
+        assert_eq!((a.missing.len(), a.stray.len()), (3, 3), "{a:#?}");
+        assert!(
+            a.missing
+                .iter()
+                .any(|l| l.text == "inet dockyard @rootless dyr_docker"),
+            "{a:#?}"
+        );
+        assert_eq!(Nftables.residue(ROOTLESS_LIVE, gone.instance()).len(), 3);
     }
 }
