@@ -8,7 +8,8 @@
 #   sudo make lifecycle       the lifecycle suite alone (booted systemd, real dockerd)
 #   sudo make lifecycle-cli   the dockyard CLI's lifecycle tests (status, verify, destroy)
 #   sudo make lifecycle-density  many instances: new, concurrent start, reboot (DENSITY_N=10)
-#   sudo make lifecycle-sid   both again on Debian sid's Docker 28.5.2
+#   sudo make lifecycle-tenant  rootless instances handed to a tenant, beside a rootful one
+#   sudo make lifecycle-sid   suite, CLI and tenant suites again on Debian sid's Docker 28.5.2
 #   sudo make lifecycle-nft   the lifecycle suites again with the nftables backend
 
 PREFIX      ?= /usr
@@ -40,7 +41,7 @@ MAN8          = man/dockyard-generator.8 man/dockyard-helper.8 man/dockyard.8
 export DOCKYARD_LIBEXEC_DIR = $(LIBEXECDIR)
 export DOCKYARD_DATA_DIR = $(DATADIR)
 
-.PHONY: all build check deps test lint man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-resources lifecycle-package lifecycle-density lifecycle-quickstart lifecycle-nft install uninstall bench clean quickstart
+.PHONY: all build check deps test lint man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-tenant lifecycle-resources lifecycle-package lifecycle-density lifecycle-quickstart lifecycle-nft install uninstall bench clean quickstart
 
 all: build
 
@@ -76,7 +77,7 @@ lifecycle: build
 lifecycle-cli: build
 	LC_INSTALL_NO_BUILD=1 bash tests/lifecycle/cli_suite.sh
 
-# Issue 12: the runtime and CLI suites again on Debian sid's engine (Docker
+# Issue 12: the runtime, CLI and tenant suites again on Debian sid's engine (Docker
 # 28.5.2, containerd 2.1, runc 1.3, the real Compose v2 plugin), beside the
 # 20.10 of the targets above. The upgrade test stays on bookworm: it is about
 # Dockyard's package, not the engine. Reuses the .deb suite.sh built when
@@ -85,12 +86,20 @@ lifecycle-sid: build
 	LC_SUITE=sid LC_DEB="$$(ls -t $(or $(CARGO_TARGET_DIR),target)/debian/dockyard_*.deb 2>/dev/null | head -n1)" \
 		bash tests/lifecycle/suite.sh
 	LC_SUITE=sid LC_INSTALL_NO_BUILD=1 bash tests/lifecycle/cli_suite.sh
+	LC_SUITE=sid LC_DEB="$$(ls -t $(or $(CARGO_TARGET_DIR),target)/debian/dockyard_*.deb 2>/dev/null | head -n1)" \
+		bash tests/lifecycle/tenant_suite.sh
 
 # Issue 9's isolation tests (instances against each other, the outside and the
 # host's own Docker and containerd) in the same booted host; installs the .deb
 # built from this checkout, as suite.sh does.
 lifecycle-isolation: build
 	bash tests/lifecycle/isolation_suite.sh
+
+# Issue 21's tenant tests: rootless instances handed to an unprivileged user, beside a
+# rootful one and the host's own Docker: what the tenant can and cannot reach, and a
+# rootless instance's restart, kill -9, reboot and destroy (tests/lifecycle/tenant_suite.sh).
+lifecycle-tenant: build
+	bash tests/lifecycle/tenant_suite.sh
 
 # Issue 14's resource tests: [Resources] on the instance's slice, status's figures,
 # set-property, daemon-reload (tests/lifecycle/resources_suite.sh).
@@ -127,8 +136,9 @@ lifecycle-nft: build
 	LC_FIREWALL=nftables LC_INSTALL_NO_BUILD=1 bash tests/lifecycle/cli_suite.sh
 	LC_FIREWALL=nftables bash tests/lifecycle/isolation_suite.sh
 	LC_FIREWALL=nftables bash tests/lifecycle/package_suite.sh
+	LC_FIREWALL=nftables bash tests/lifecycle/tenant_suite.sh
 
-check: deps lint test man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-resources packages ansible-test lifecycle-package lifecycle-density lifecycle-nft lifecycle-quickstart
+check: deps lint test man-check verify-units lifecycle lifecycle-cli lifecycle-sid lifecycle-isolation lifecycle-tenant lifecycle-resources packages ansible-test lifecycle-package lifecycle-density lifecycle-nft lifecycle-quickstart
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
