@@ -311,18 +311,25 @@ t02_tenant_uses_ta() {
 }
 
 t02b_status_mode() {
-    local json mode out
-    json=$(dy status ta --json 2>&1) || (($? == 3)) || lc_fail "dockyard status ta --json failed: $json"
+    local json out problems=()
+    # Everything is looked at; every difference is reported together.
+    json=$(dy status --json 2>&1) || (($? == 3)) || lc_fail "dockyard status --json failed: $json"
     echo "$json"
-    mode=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])[0].get("mode"))' "$json") ||
-        lc_fail "cannot read dockyard status ta --json: $json"
-    [[ $mode == rootless ]] || lc_fail "dockyard status ta --json says mode '$mode', not rootless"
-    python3 -c 'import json, sys; s = json.loads(sys.argv[1])[0]["socket"]; sys.exit(0 if s["ok"] else 1)' "$json" ||
-        lc_fail "dockyard status ta --json: its socket (ta_docker:ta_docker 0660, as a rootless instance's should be) is not ok"
-    out=$(dy verify ta 2>&1) || lc_fail "dockyard verify ta fails: $(grep -i 'fail' <<<"$out" | tr '\n' ';')"
-    json=$(dy status rf --json 2>&1) || (($? == 3)) || lc_fail "dockyard status rf --json failed: $json"
-    mode=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])[0].get("mode"))' "$json")
-    [[ $mode == rootful ]] || lc_fail "dockyard status rf --json says mode '$mode', not rootful"
+    out=$(python3 -c '
+import json, sys
+s = {x["name"]: x for x in json.loads(sys.argv[1])}
+for n, want in (("ta", "rootless"), ("rf", "rootful")):
+    if n not in s:
+        print("%s is not in it" % n)
+        continue
+    if s[n].get("mode") != want:
+        print("%s: mode %r, not %r" % (n, s[n].get("mode"), want))
+    if not s[n]["socket"]["ok"]:
+        print("%s: socket %s:%s %s is not ok" % (n, s[n]["socket"]["owner"], s[n]["socket"]["group"], s[n]["socket"]["mode"]))
+' "$json") || out="cannot read dockyard status --json: $json"
+    [[ -z $out ]] || problems+=("dockyard status: $(tr '\n' ';' <<<"$out")")
+    out=$(dy verify ta 2>&1) || problems+=("dockyard verify ta fails: $(grep -iE 'fail|error' <<<"$out" | tr '\n' ';')")
+    ((${#problems[@]} == 0)) || lc_fail "$(printf '%s; ' "${problems[@]}")"
 }
 
 t03_sockets() {
@@ -552,7 +559,7 @@ kill9() {
     if ! lc__wait_for 60 came_back; then
         local up
         up=$(trun "$LC_IMAGE" nc -w 5 "$LC_UP_ADDR" "$LC_UPSTREAM_PORT" 2>&1 | tail -n 1) || true
-        lc_fail "ta did not come back by Restart= within 60 s of kill -9 $comm: $(unit_state ta_docker.service | head -n 1) NRestarts $restarts -> $(nrestarts ta_docker.service); tenant's docker version: $(td version -f '{{.Server.Version}}' 2>&1 | tail -n 1); $comm of ta_docker now: '$(lc_exec pgrep -u ta_docker -x "$comm" | tr '\n' ' ')'; a container to upstream: '$up'; left of the old run: $(still_there "$before" | tr '\n' ';')"
+        lc_fail "ta did not come back by Restart= within 60 s of kill -9 $comm: $(unit_state ta_docker.service | head -n 1) NRestarts $restarts -> $(nrestarts ta_docker.service); tenant's docker version: $(td version -f '{{.Server.Version}}' 2>&1 | tail -n 1); $comm of ta_docker now: '$(lc_exec pgrep -u ta_docker -x "$comm" | tr '\n' ' ')', the killed one: '$(lc_exec ps -o pid=,stat=,comm= -p "$pid" || true)'; a container to upstream: '$up'; left of the old run: $(still_there "$before" | tr '\n' ';')"
     fi
     after=$(nrestarts ta_docker.service)
     echo "NRestarts $restarts -> $after"
@@ -698,7 +705,7 @@ install_dockyard
 
 lc_test "1. ta, tb rootless and rf rootful started together: daemons as the instance users, socket 0660 to the group, 65536 subordinate ids, no host bridge; host Docker beside" t01_instances
 lc_test "2. tenant through ta (dockyard env): rootless daemon, container runs as ta_docker, user network, DNS and upstream from both, published port from upstream" t02_tenant_uses_ta
-lc_test "2b. dockyard status --json: ta mode rootless, rf rootful" t02b_status_mode
+lc_test "2b. dockyard status --json: ta mode rootless, rf rootful, both sockets ok; dockyard verify ta passes" t02b_status_mode
 lc_test "3. sockets: the tenant reaches ta but not tb; a user outside ta_docker does not reach ta" t03_sockets
 lc_test "4. host files through -v: world-readable yes, /root no; volume writable, /etc/passwd not; ta's data root yes, tb's no" t04_host_files
 lc_test "5. a client in the tenant's container: ta's own socket answers, the host Docker's does not" t05_docker_sockets
