@@ -21,7 +21,8 @@ use std::time::SystemTime;
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  no errors (warnings do not fail: a Docker or sysbox version an instance needs
-     and the store lacks is a warning, with the `dockyard install` that fixes it)
+     and the store lacks is a warning, with the `dockyard install` that fixes it; so is
+     what a rootless instance needs from the host, with the package that installs it)
   1  at least one error: a conf would get no unit, the directory or manifest is unusable,
      or the host's policy file /etc/dockyard/dockyard.conf has an error
   2  usage error";

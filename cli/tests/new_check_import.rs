@@ -976,3 +976,44 @@ fn new_avoids_siblings_including_confs_with_errors() {
         );
     }
 }
+
+/// Rootless=yes: `check` warns about rootlesskit missing beside an
+/// installed Docker and about what the host lacks, each with its fix.
+#[test]
+fn check_warns_about_what_a_rootless_instance_needs() {
+    let env = Env::new();
+    write(
+        &env.dir().join("zt9.conf"),
+        "[Instance]\nBridgeCIDR=172.30.9.1/24\nPoolBase=172.31.0.0/16\nRoot=/srv/ztt/zt9\nRootless=yes\n",
+    );
+    env.installed("docker", DEFAULT_DOCKER);
+    let tun = env.tmp.path().join("no-tun");
+    let o = env
+        .cmd()
+        .env("DOCKYARD_DEV_NET_TUN", &tun)
+        .args(["check"])
+        .output()
+        .expect("run");
+    let conf = env.dir().join("zt9.conf");
+    let rootlesskit = env.tmp.path().join("store/docker/29.2.1/bin/rootlesskit");
+    expect(
+        &o,
+        0,
+        &format!(
+            "{}: warning: instance zt9: Docker 29.2.1 is installed without rootlesskit ({} is \
+             missing), and Rootless=yes runs it from there",
+            conf.display(),
+            rootlesskit.display()
+        ),
+    );
+    assert!(
+        stderr(&o).contains(&format!(
+            "instance zt9: {} does not exist, and slirp4netns needs it",
+            tun.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // No sysbox: a rootless instance runs runc.
+    assert!(!stderr(&o).contains("sysbox"), "{}", stderr(&o));
+}

@@ -91,7 +91,7 @@ pub fn store_version(package_version: &str, distro: &str) -> String {
 
 /// `ID=` of /etc/os-release (`debian`, `ubuntu`), else `distro`.
 fn distro_id() -> String {
-    std::fs::read_to_string("/etc/os-release")
+    std::fs::read_to_string(dockyard_model::paths::OS_RELEASE)
         .ok()
         .and_then(|t| {
             t.lines()

@@ -30,7 +30,8 @@ Exit codes:
      an error in the host's policy file /etc/dockyard/dockyard.conf
   6  refused: something of that name already exists (conf, unit, bridge, user, group or root),
      a network given on the command line is in use, or (with --start) the Docker or sysbox
-     version the instance needs is not installed";
+     version the instance needs is not installed (with --rootless: or rootlesskit, slirp4netns,
+     newuidmap, newgidmap or /dev/net/tun)";
 
 /// The lock around read-allocate-write; `DOCKYARD_NEW_LOCK` overrides it.
 pub const LOCK_PATH: &str = "/run/dockyard/new.lock";
@@ -472,6 +473,8 @@ fn not_installed(args: &Args, settings: &Settings, inst: &instance::Instance) ->
                 m.install_command()
             )
             }
+            // Rootless=yes: what its own message says to run.
+            _ => m.to_string(),
         })
         .collect();
     if fixes.is_empty() {
