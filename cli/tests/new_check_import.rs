@@ -1146,3 +1146,32 @@ fn new_rootless_start_refuses_what_the_host_lacks() {
     assert!(!env.dir().join("zr7.conf").exists());
     assert!(!log.exists(), "systemctl ran");
 }
+
+/// `check` warns, at their lines, about AllowFrom= and [Daemon] keys a
+/// rootless instance cannot use; the conf stays valid (exit 0).
+#[test]
+fn check_warns_about_settings_a_rootless_instance_cannot_use() {
+    let env = Env::new();
+    let conf = env.dir().join("zr8.conf");
+    write(
+        &conf,
+        "[Instance]\nBridgeCIDR=172.30.8.1/24\nPoolBase=172.31.0.0/16\nRoot=/srv/ztt/zr8\nRootless=yes\n[Network]\nAllowFrom=10.9.0.0/16\n[Daemon]\nuserns-remap=default\n",
+    );
+    let o = env.run(&["check"]);
+    expect(
+        &o,
+        0,
+        &format!(
+            "{}:7: warning: AllowFrom= has no effect on rootless instance zr8",
+            conf.display()
+        ),
+    );
+    assert!(
+        stderr(&o).contains(&format!(
+            "{}:9: warning: [Daemon] userns-remap=\"default\" on rootless instance zr8",
+            conf.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+}
