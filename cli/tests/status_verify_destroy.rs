@@ -85,6 +85,9 @@ fn status_lists_confs_and_conf_less_bridges() {
     assert_eq!(v[0]["docker"]["installed"], false);
     assert_eq!(v[0]["socket"]["exists"], false);
     assert_eq!(v[0]["containers_error"], "not running");
+    assert_eq!(v[0]["mode"], "rootful");
+    assert_eq!(v[0]["group_grants"], "root on the host");
+    assert!(v[2]["mode"].is_null());
     assert!(v[1]["conf_error"].is_string(), "{}", v[1]);
     assert!(v[2]["conf"].is_null());
     assert_eq!(v[2]["bridge"], "present");
@@ -93,8 +96,14 @@ fn status_lists_confs_and_conf_less_bridges() {
     assert_eq!(one.status.code(), Some(3), "{}", text(&one));
     let table = text(&one);
     let lines: Vec<&str> = table.lines().collect();
-    assert!(lines[0].starts_with("NAME  UNIT"), "{table}");
-    assert!(lines[1].starts_with("q7    "), "{table}");
+    assert!(
+        lines[0].starts_with("NAME  MODE     GROUP GRANTS      UNIT"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("q7    rootful  root on the host  "),
+        "{table}"
+    );
     assert!(lines[1].contains("  absent  "), "{table}");
     assert!(lines[1].contains("  1.0.0 (NOT installed)  "), "{table}");
     assert!(

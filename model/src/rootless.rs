@@ -21,16 +21,24 @@ pub fn mode(rootless: bool) -> &'static str {
     }
 }
 
-/// What membership in the instance's group `NAME_docker` grants: its
-/// socket reaches a dockerd running as root, or as the instance's user.
-pub fn group_grants(name: &InstanceName, rootless: bool) -> String {
+/// What membership in the instance's group `NAME_docker` grants, in a
+/// few words (a table's cell): its socket reaches a dockerd running as
+/// root, or as the instance's user.
+pub fn group_grants_brief(name: &InstanceName, rootless: bool) -> String {
     if rootless {
-        format!(
-            "what user {} can do (its socket, its own files; no host root)",
-            name.account()
-        )
+        format!("what user {} can do", name.account())
     } else {
         "root on the host".to_string()
+    }
+}
+
+/// [`group_grants_brief`], with what that means for a rootless one.
+pub fn group_grants(name: &InstanceName, rootless: bool) -> String {
+    let brief = group_grants_brief(name, rootless);
+    if rootless {
+        format!("{brief} (its socket, its own files; no host root)")
+    } else {
+        brief
     }
 }
 

@@ -9,7 +9,7 @@ use dockyard_model::firewall::{self, choice, Backend};
 use dockyard_model::instance::{Instance, VersionDefaults};
 use dockyard_model::load::{load_dir, LoadOptions};
 use dockyard_model::state;
-use dockyard_model::{paths, InstanceName};
+use dockyard_model::{paths, rootless, InstanceName};
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -430,8 +430,10 @@ pub struct SocketInfo {
 }
 
 impl SocketInfo {
-    /// `root:NAME_docker 0660`, what dockerd's `--group` makes.
-    pub fn problem(&self, name: &InstanceName) -> Option<String> {
+    /// `OWNER:NAME_docker 0660`, what dockerd's `--group` makes: the owner
+    /// is root for a rootful instance, the instance's user for a rootless
+    /// one (`rootless`; `None` when unknown, e.g. no conf: either).
+    pub fn problem(&self, name: &InstanceName, rootless: Option<bool>) -> Option<String> {
         if !self.exists {
             return Some(format!("{} does not exist", self.path.display()));
         }
@@ -439,13 +441,21 @@ impl SocketInfo {
             return Some(format!("{} is not a socket", self.path.display()));
         }
         let want_group = name.account();
-        if self.owner != "root" || self.group != want_group || self.mode != 0o660 {
+        let owners: Vec<String> = match rootless {
+            Some(r) => vec![rootless::socket_owner(name, r)],
+            None => [false, true]
+                .iter()
+                .map(|r| rootless::socket_owner(name, *r))
+                .collect(),
+        };
+        if !owners.contains(&self.owner) || self.group != want_group || self.mode != 0o660 {
             return Some(format!(
-                "{} is {}:{} {:04o}, expected root:{want_group} 0660",
+                "{} is {}:{} {:04o}, expected {}:{want_group} 0660",
                 self.path.display(),
                 self.owner,
                 self.group,
-                self.mode
+                self.mode,
+                owners.join(" or ")
             ));
         }
         None
@@ -552,15 +562,27 @@ mod tests {
             group: "dy1_docker".into(),
             mode: 0o660,
         };
-        assert_eq!(s.problem(&name), None);
+        assert_eq!(s.problem(&name, Some(false)), None);
+        assert_eq!(s.problem(&name, None), None);
+        // A rootless instance's socket is its user's.
+        assert_eq!(
+            s.problem(&name, Some(true)).as_deref(),
+            Some(
+                "/srv/dy1/docker.sock is root:dy1_docker 0660, expected dy1_docker:dy1_docker 0660"
+            )
+        );
+        s.owner = "dy1_docker".into();
+        assert_eq!(s.problem(&name, Some(true)), None);
+        assert_eq!(s.problem(&name, None), None);
+        s.owner = "root".into();
         s.mode = 0o666;
         assert_eq!(
-            s.problem(&name).as_deref(),
+            s.problem(&name, Some(false)).as_deref(),
             Some("/srv/dy1/docker.sock is root:dy1_docker 0666, expected root:dy1_docker 0660")
         );
         s.exists = false;
         assert!(s
-            .problem(&name)
+            .problem(&name, Some(false))
             .unwrap_or_default()
             .contains("does not exist"));
     }
