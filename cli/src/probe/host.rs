@@ -165,6 +165,9 @@ pub fn left_behind(name: &InstanceName) -> Vec<String> {
     if home.is_some() {
         out.push(format!("user {}", name.account()));
     }
+    if has_subids(&name.account()) {
+        out.push(format!("subordinate ids of {}", name.account()));
+    }
     let root = recorded_cleanup(name).map(|c| c.root).or(home);
     if let Some(root) = root.filter(|r| r.symlink_metadata().is_ok()) {
         out.push(format!("data {}", root.display()));
@@ -179,6 +182,31 @@ pub fn left_behind(name: &InstanceName) -> Vec<String> {
         }
     }
     out
+}
+
+/// /etc/subuid and /etc/subgid (or their `DOCKYARD_SUB?ID_FILE`).
+pub fn subid_files() -> [PathBuf; 2] {
+    [paths::subuid_file(), paths::subgid_file()]
+}
+
+/// A subordinate id file's text; `None` when it does not exist.
+pub fn read_subid_file(path: &Path) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Whether either file holds lines of `user` (a rootless instance's
+/// subordinate ids); unreadable counts as no.
+pub fn has_subids(user: &str) -> bool {
+    subid_files().iter().any(|f| {
+        read_subid_file(f)
+            .ok()
+            .flatten()
+            .is_some_and(|t| dockyard_model::subid::without(&t, user).is_some())
+    })
 }
 
 /// Instance names of the `NAME_docker0` interfaces in `sys_class_net`.
