@@ -129,10 +129,11 @@ pub fn run(args: &Args) -> Result<()> {
     report.check(
         "socket",
         match host::socket_info(&socket) {
-            Ok(s) => match s.problem(&name) {
+            Ok(s) => match s.problem(&name, Some(inst.rootless)) {
                 None => Ok(format!(
-                    "{} is root:{} 0660",
+                    "{} is {}:{} 0660",
                     socket.display(),
+                    dockyard_model::rootless::socket_owner(&name, inst.rootless),
                     name.account()
                 )),
                 Some(p) => Err(Problem::Fail(p)),
