@@ -131,6 +131,17 @@ impl Instance {
         }
     }
 
+    /// Where the instance's containerd listens: its own unit's socket, or,
+    /// rootless, the one dockerd starts below its exec root (moby's
+    /// supervised containerd, `EXEC_ROOT/containerd/containerd.sock`).
+    pub fn containerd_socket(&self) -> String {
+        if self.rootless {
+            format!("{}/containerd/containerd.sock", self.dockerd_exec_root())
+        } else {
+            self.name.containerd_socket()
+        }
+    }
+
     /// dockerd's `--exec-root`: a rootless one's must be its user's.
     pub fn dockerd_exec_root(&self) -> String {
         if self.rootless {
