@@ -12,7 +12,7 @@ use dockyard_generator::{output, unit};
 use dockyard_model::conflict::{self, Standing};
 use dockyard_model::instance::VersionDefaults;
 use dockyard_model::load::{load_dir, load_one, LoadOptions};
-use dockyard_model::{hostconf, installed, paths};
+use dockyard_model::{hostconf, installed, paths, rootless};
 use dockyard_model::{Diagnostic, Instance};
 use dockyard_netlink::Crossing;
 use std::path::{Path, PathBuf};
@@ -20,8 +20,10 @@ use std::time::SystemTime;
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  no errors (warnings do not fail: a Docker or sysbox version an instance needs
-     and the store lacks is a warning, with the `dockyard install` that fixes it)
+  0  no errors (warnings do not fail: AllowFrom= or a [Daemon] key a rootless instance
+     cannot use is a warning; a Docker or sysbox version an instance needs
+     and the store lacks is a warning, with the `dockyard install` that fixes it; so is
+     what a rootless instance needs from the host, with the package that installs it)
   1  at least one error: a conf would get no unit, the directory or manifest is unusable,
      or the host's policy file /etc/dockyard/dockyard.conf has an error
   2  usage error";
@@ -240,6 +242,13 @@ pub fn run(args: &Args) -> Result<()> {
         dockyard_netlink::crossing::live_crossings,
     );
     report.diagnostics.extend(routes);
+    // Valid, but doing nothing or breaking dockerd on a rootless instance.
+    let rootless: Vec<Diagnostic> = report
+        .instances
+        .iter()
+        .flat_map(rootless::warnings)
+        .collect();
+    report.diagnostics.extend(rootless);
     report
         .diagnostics
         .extend(not_installed(&settings, &args.files, &installed::store()));

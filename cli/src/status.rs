@@ -7,7 +7,7 @@ use crate::error::{Exit, Failure, Result};
 use crate::probe::cgroup::{self, Usage};
 use crate::probe::host::{self, Known, Unknown};
 use crate::probe::http::{self, HttpError};
-use dockyard_model::{installed, paths, InstanceName};
+use dockyard_model::{installed, paths, rootless, InstanceName};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
@@ -108,32 +108,37 @@ pub fn run(args: &Args) -> Result<std::process::ExitCode> {
     })
 }
 
-/// Where RESOURCES goes in the table: after CONTAINERS.
-const RESOURCES_COLUMN: usize = 6;
+/// The columns of the text form, in order (RESOURCES goes after
+/// CONTAINERS when there are figures).
+const COLUMNS: [&str; 11] = [
+    "NAME",
+    "MODE",
+    "GROUP GRANTS",
+    "UNIT",
+    "CONTAINERD",
+    "BRIDGE",
+    "RULES",
+    "CONTAINERS",
+    "DOCKER",
+    "SOCKET",
+    "NOTE",
+];
 
 /// The text form: a header and one aligned row per instance; what needs
 /// the admin's attention (no conf, an invalid conf, data left behind) is
-/// the last column, so it can be as long as it must.
+/// the last column, so it can be as long as it must. MODE and GROUP
+/// GRANTS come first: who may be given the instance's group depends on
+/// them.
 pub fn table(reports: &[Report]) -> String {
-    let header = [
-        "NAME",
-        "UNIT",
-        "CONTAINERD",
-        "BRIDGE",
-        "RULES",
-        "CONTAINERS",
-        "DOCKER",
-        "SOCKET",
-        "NOTE",
-    ];
-    let mut header: Vec<&str> = header.to_vec();
+    let mut header: Vec<&str> = COLUMNS.to_vec();
     let mut rows: Vec<Vec<String>> = reports.iter().map(|r| r.row().to_vec()).collect();
     // The slice's figures, before DOCKER; a real report always has them
     // (the column is left out only for reports built without).
     if reports.iter().any(|r| r.resources.is_some()) {
-        header.insert(RESOURCES_COLUMN, "RESOURCES");
+        let at = 1 + COLUMNS.iter().position(|c| *c == "CONTAINERS").unwrap_or(0);
+        header.insert(at, "RESOURCES");
         for (row, r) in rows.iter_mut().zip(reports) {
-            row.insert(RESOURCES_COLUMN, r.resources_cell());
+            row.insert(at, r.resources_cell());
         }
     }
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -170,9 +175,18 @@ pub struct Report {
     pub conf: Option<PathBuf>,
     pub conf_error: Option<String>,
     pub runtime: Option<&'static str>,
+    /// `rootful` or `rootless`, from the conf (`None` without a valid one).
+    pub mode: Option<&'static str>,
+    /// What membership in the instance's group NAME_docker grants: root
+    /// on the host, or what the instance's user can do.
+    pub group_grants: Option<String>,
+    /// The same in a few words, for the GROUP GRANTS column.
+    #[serde(skip)]
+    pub group_grants_brief: Option<String>,
     pub unit: UnitReport,
-    /// Always there in a real report; a report without it leaves it off
-    /// the line.
+    /// Always there in a real report of a rootful instance (a rootless
+    /// dockerd starts its own containerd, with no unit); a report without
+    /// it leaves it off the line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub containerd: Option<ContainerdReport>,
     pub socket: SocketReport,
@@ -226,7 +240,7 @@ impl Report {
         }
     }
 
-    fn row(&self) -> [String; 9] {
+    fn row(&self) -> [String; 11] {
         let socket = match &self.socket {
             SocketReport::Seen { path, .. } => format!("{} ({})", path.display(), self.socket),
             SocketReport::Unknown {
@@ -245,12 +259,19 @@ impl Report {
             Some(d) if d.installed => d.version.clone(),
             Some(d) => format!("{} (NOT installed)", d.version),
         };
+        let containerd = match (&self.containerd, self.mode) {
+            (Some(c), _) => c.state.to_string(),
+            (None, Some("rootless")) => "dockerd's own".to_string(),
+            (None, _) => String::new(),
+        };
+        let unknown = || "-".to_string();
         [
             self.name.clone(),
+            self.mode.map_or_else(unknown, str::to_string),
+            // The whole sentence is in --json.
+            self.group_grants_brief.clone().unwrap_or_else(unknown),
             self.unit.to_string(),
-            self.containerd
-                .as_ref()
-                .map_or_else(String::new, |c| c.state.to_string()),
+            containerd,
             self.bridge.to_string(),
             self.firewall.to_string(),
             containers,
@@ -446,6 +467,7 @@ pub fn report(
     live: &host::LiveRules,
 ) -> Report {
     let name = &k.name;
+    let is_rootless = k.instance.as_ref().map(|i| i.rootless);
     let root: Option<String> = match &k.instance {
         Some(i) => Some(i.root.clone()),
         None => host::recorded_cleanup(name).map(|c| c.root.to_string_lossy().into_owned()),
@@ -460,7 +482,7 @@ pub fn report(
         },
         Some(p) => match host::socket_info(p) {
             Ok(s) => SocketReport::Seen {
-                ok: s.problem(name).is_none(),
+                ok: s.problem(name, is_rootless).is_none(),
                 path: s.path,
                 exists: s.exists,
                 owner: s.owner,
@@ -535,8 +557,11 @@ pub fn report(
         conf: k.conf.clone(),
         conf_error: k.conf_error.clone(),
         runtime: k.instance.as_ref().map(|i| i.runtime.as_str()),
+        mode: is_rootless.map(rootless::mode),
+        group_grants: is_rootless.map(|r| rootless::group_grants(name, r)),
+        group_grants_brief: is_rootless.map(|r| rootless::group_grants_brief(name, r)),
         unit: unit.into(),
-        containerd: Some(ContainerdReport {
+        containerd: (is_rootless != Some(true)).then(|| ContainerdReport {
             state: containerd.into(),
             unit: name.containerd_unit(),
             socket: name.containerd_socket(),
@@ -656,7 +681,11 @@ impl fmt::Display for Bridge {
 /// The one-line form of a report.
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: unit {}", self.name, self.unit)?;
+        write!(f, "{}: ", self.name)?;
+        if let (Some(mode), Some(grants)) = (self.mode, &self.group_grants) {
+            write!(f, "{mode}, group grants {grants}; ")?;
+        }
+        write!(f, "unit {}", self.unit)?;
         if let Some(c) = &self.containerd {
             write!(f, "; containerd {}", c.state)?;
         }
@@ -709,6 +738,9 @@ mod tests {
             conf: Some("/etc/dockyard/instances.d/dy1.conf".into()),
             conf_error: None,
             runtime: Some("sysbox-runc"),
+            mode: Some("rootful"),
+            group_grants: Some("root on the host".into()),
+            group_grants_brief: Some("root on the host".into()),
             unit: UnitReport::Known {
                 load: "loaded".into(),
                 active: "active".into(),
@@ -758,6 +790,9 @@ mod tests {
             conf: None,
             conf_error: None,
             runtime: None,
+            mode: None,
+            group_grants: None,
+            group_grants_brief: None,
             unit: UnitReport::Unknown {
                 error: Unknown::Because("System has not been booted with systemd".into()),
             },
@@ -786,6 +821,9 @@ mod tests {
             conf: None,
             conf_error: None,
             runtime: None,
+            mode: None,
+            group_grants: None,
+            group_grants_brief: None,
             unit: UnitReport::Known {
                 load: "not-found".into(),
                 active: "inactive".into(),
@@ -821,9 +859,14 @@ mod tests {
         let text = table(&reports);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
-        assert!(lines[0].starts_with("NAME  UNIT "), "{text}");
+        assert!(
+            lines[0].starts_with("NAME  MODE     GROUP GRANTS      UNIT "),
+            "{text}"
+        );
         // Every column starts at the same place on every line.
         for col in [
+            "MODE",
+            "GROUP GRANTS",
             "UNIT",
             "CONTAINERD",
             "BRIDGE",
@@ -864,7 +907,9 @@ mod tests {
         ];
         let text = r.to_string();
         let mut lines = text.lines();
-        assert!(lines.next().is_some_and(|l| l.starts_with("dy1: unit ")));
+        assert!(lines
+            .next()
+            .is_some_and(|l| l.starts_with("dy1: rootful, group grants root on the host; unit ")));
         assert_eq!(
             lines.next(),
             Some(format!("  {}", r.not_installed[0]).as_str())
@@ -881,7 +926,7 @@ mod tests {
     fn line_summarises_a_report() {
         assert_eq!(
             running().to_string(),
-            "dy1: unit active/running; containerd active/running; socket root:dy1_docker 0660; bridge present; rules present 9/9; containers 2; docker 29.2.1 (installed)"
+            "dy1: rootful, group grants root on the host; unit active/running; containerd active/running; socket root:dy1_docker 0660; bridge present; rules present 9/9; containers 2; docker 29.2.1 (installed)"
         );
         assert_eq!(
             unreadable().to_string(),
@@ -918,7 +963,7 @@ mod tests {
         r.conf_error = Some("BridgeCIDR= is required".into());
         assert_eq!(
             r.to_string(),
-            "dy1: unit no unit; containerd active/running; socket root:root 0666 (wrong); bridge present; rules unknown (networks unknown: no conf) (3 lines); containers not running; docker 28.5.2 (NOT installed); conf invalid: BridgeCIDR= is required"
+            "dy1: rootful, group grants root on the host; unit no unit; containerd active/running; socket root:root 0666 (wrong); bridge present; rules unknown (networks unknown: no conf) (3 lines); containers not running; docker 28.5.2 (NOT installed); conf invalid: BridgeCIDR= is required"
         );
     }
 
@@ -931,7 +976,7 @@ mod tests {
             v,
             json!({
                 "name": "dy1", "conf": "/etc/dockyard/instances.d/dy1.conf", "conf_error": null,
-                "runtime": "sysbox-runc",
+                "runtime": "sysbox-runc", "mode": "rootful", "group_grants": "root on the host",
                 "unit": {"load": "loaded", "active": "active", "sub": "running"},
                 "containerd": {"load": "loaded", "active": "active", "sub": "running",
                     "unit": "dy1_containerd.service", "socket": "/run/dy1_containerd/containerd.sock"},
@@ -954,6 +999,7 @@ mod tests {
             serde_json::to_value(r).expect("json"),
             json!({
                 "name": "dy2", "conf": null, "conf_error": null, "runtime": null,
+                "mode": null, "group_grants": null,
                 "unit": {"error": "unknown (System has not been booted with systemd)"},
                 "containerd": {"error": "unknown (cannot run systemctl: gone)",
                     "unit": "dy2_containerd.service", "socket": "/run/dy2_containerd/containerd.sock"},
@@ -1053,5 +1099,43 @@ mod tests {
             serde_json::to_value(&r).expect("json")["resources"],
             json!({"cgroup": "/sys/fs/cgroup/dockyard.slice/dockyard-dy1.slice", "present": false})
         );
+    }
+
+    /// A rootless instance: its mode, what its group grants (briefly in
+    /// the table, whole in --json), and no containerd unit of its own.
+    #[test]
+    fn a_rootless_instance_says_what_its_group_grants() {
+        let mut r = running();
+        r.mode = Some("rootless");
+        r.runtime = Some("runc");
+        r.group_grants =
+            Some("what user dy1_docker can do (its socket, its own files; no host root)".into());
+        r.group_grants_brief = Some("what user dy1_docker can do".into());
+        r.containerd = None;
+        let v = serde_json::to_value(&r).expect("json");
+        let text = table(&[running(), r]);
+        let lines: Vec<&str> = text.lines().collect();
+        let grants = lines[0].find("GROUP GRANTS").expect("column");
+        let containerd = lines[0].find("CONTAINERD").expect("column");
+        assert!(
+            lines[1][grants..].starts_with("root on the host "),
+            "{text}"
+        );
+        assert!(
+            lines[2][grants..].starts_with("what user dy1_docker can do "),
+            "{text}"
+        );
+        assert!(
+            lines[2][containerd..].starts_with("dockerd's own "),
+            "{text}"
+        );
+        assert!(lines[2].starts_with("dy1   rootless "), "{text}");
+        assert_eq!(v["mode"], "rootless");
+        assert_eq!(
+            v["group_grants"],
+            "what user dy1_docker can do (its socket, its own files; no host root)"
+        );
+        assert!(v.get("containerd").is_none());
+        assert!(v.get("group_grants_brief").is_none());
     }
 }

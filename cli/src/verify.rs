@@ -125,14 +125,15 @@ pub fn run(args: &Args) -> Result<()> {
         },
     );
     let socket = PathBuf::from(inst.socket());
-    report.check("containerd", containerd(&inst.name));
+    report.check("containerd", containerd(&inst));
     report.check(
         "socket",
         match host::socket_info(&socket) {
-            Ok(s) => match s.problem(&name) {
+            Ok(s) => match s.problem(&name, Some(inst.rootless)) {
                 None => Ok(format!(
-                    "{} is root:{} 0660",
+                    "{} is {}:{} 0660",
                     socket.display(),
+                    dockyard_model::rootless::socket_owner(&name, inst.rootless),
                     name.account()
                 )),
                 Some(p) => Err(Problem::Fail(p)),
@@ -282,15 +283,22 @@ fn api(
     })
 }
 
-/// The instance's own containerd runs and listens where dockerd is told to.
-fn containerd(name: &InstanceName) -> std::result::Result<String, String> {
-    let unit = name.containerd_unit();
-    match host::unit_state(&unit) {
-        Ok(u) if u.active == "active" => {}
-        Ok(u) => return Err(format!("{unit} is {}/{}", u.active, u.sub)),
-        Err(e) => return Err(e.to_string()),
+/// The instance's own containerd runs and listens where dockerd is told to
+/// (a rootless dockerd starts its own, in the instance's namespaces).
+fn containerd(inst: &Instance) -> std::result::Result<String, String> {
+    let unit = if inst.rootless {
+        "dockerd's own containerd".to_string()
+    } else {
+        inst.name.containerd_unit()
+    };
+    if !inst.rootless {
+        match host::unit_state(&unit) {
+            Ok(u) if u.active == "active" => {}
+            Ok(u) => return Err(format!("{unit} is {}/{}", u.active, u.sub)),
+            Err(e) => return Err(e.to_string()),
+        }
     }
-    let sock = name.containerd_socket();
+    let sock = inst.containerd_socket();
     match std::fs::symlink_metadata(&sock) {
         Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
             Ok(format!("{unit} is active, listening on {sock}"))

@@ -214,3 +214,159 @@ fn a_missing_package_or_a_failing_apt_is_one_line_with_the_fix() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// The distribution's rootlesskit package (Debian 12's layout) into `dir`.
+fn rootlesskit_deb(work: &Path, dir: &Path) {
+    let root = work.join("root-rootlesskit");
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: rootlesskit\nVersion: 1.1.0-1+b4\nArchitecture: {}\nMaintainer: t <t@example.invalid>\nDescription: fixture\n",
+            deb_arch()
+        ),
+    )
+    .unwrap();
+    for f in [
+        "usr/bin/rootlesskit",
+        "usr/bin/rootlessctl",
+        "usr/bin/rootlesskit-docker-proxy",
+    ] {
+        let p = root.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, format!("#!/bin/sh\necho {f}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = dir.join(format!("rootlesskit_1.1.0-1+b4_{}.deb", deb_arch()));
+    let status = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zxz", "--build"])
+        .arg(&root)
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .expect("dpkg-deb");
+    assert!(status.success());
+}
+
+/// An `apt-get` stand-in: `download` copies the named packages' .debs
+/// from `archive` (failing, as apt does, for one it lacks); `install`
+/// logs its arguments.
+fn fake_apt(bin: &Path, archive: &Path, log: &Path) {
+    std::fs::create_dir_all(bin).unwrap();
+    let apt = bin.join("apt-get");
+    std::fs::write(
+        &apt,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n\
+             download) shift; for a in \"$@\"; do case \"$a\" in -*|APT::*) continue;; esac\n\
+               f=$(ls {archive}/\"$a\"_*.deb 2>/dev/null) || {{ echo \"E: Unable to locate package $a\" >&2; exit 100; }}\n\
+               cp $f .; done;;\n\
+             install) echo \"$*\" >> {log};;\n\
+             esac\n",
+            archive = archive.display(),
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&apt, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// What rootless instances need from the host that this host lacks, by
+/// package, as the installer decides it.
+fn host_lacks() -> Vec<&'static str> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .collect();
+    let has = |n: &str| dirs.iter().any(|d| d.join(n).is_file());
+    let mut out = Vec::new();
+    if !has("slirp4netns") {
+        out.push("slirp4netns");
+    }
+    if !has("newuidmap") || !has("newgidmap") {
+        out.push("uidmap");
+    }
+    out
+}
+
+/// The archive's rootlesskit goes into the store beside dockerd,
+/// executable, without rootlessctl; the host's missing packages are
+/// apt-get installed; a version installed without rootlesskit is kept
+/// and said to lack it.
+#[test]
+fn rootlesskit_joins_the_store_and_the_host_gets_what_it_lacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("archive");
+    debs(tmp.path(), &archive, "");
+    let store = tmp.path().join("store");
+    let version = format!("20.10.24+dfsg1-{}", os_id());
+    let bin = store.join("docker").join(&version).join("bin");
+
+    // Installed first from a DIR without rootlesskit: noted, no apt.
+    let o = dockyard(
+        &store,
+        &["--distro", "--debs", archive.to_str().unwrap()],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr)
+            .contains("has no rootlesskit .deb: this Docker will not run rootless instances"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!bin.join("rootlesskit").exists());
+
+    // From the archive, which has it: the installed version is kept.
+    rootlesskit_deb(tmp.path(), &archive);
+    let fake = tmp.path().join("bin");
+    let log = tmp.path().join("apt-install.log");
+    fake_apt(&fake, &archive, &log);
+    let o = dockyard(&store, &["--distro"], Some(&fake));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("is already installed and verified"));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "was installed without rootlesskit, so it does not run rootless instances \
+             (Rootless=yes); while no instance uses it, `dockyard install --remove \
+             docker/{version}` and run this again to add it"
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // Removed and installed again: with rootlesskit and its proxy.
+    let o = dockyard(&store, &["--remove", &format!("docker/{version}")], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let _ = std::fs::remove_file(&log);
+    let o = dockyard(&store, &["--distro"], Some(&fake));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("tini 0.19.0-1+b3, rootlesskit 1.1.0-1+b4: containerd"),
+        "{}",
+        text(&o.stdout)
+    );
+    for f in ["rootlesskit", "rootlesskit-docker-proxy"] {
+        let mode = std::fs::metadata(bin.join(f)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "{f}");
+    }
+    assert!(!bin.join("rootlessctl").exists());
+    let lacks = host_lacks();
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    if lacks.is_empty() {
+        assert_eq!(logged, "");
+    } else {
+        assert_eq!(
+            logged,
+            format!(
+                "install -y -q --no-install-recommends {}\n",
+                lacks.join(" ")
+            )
+        );
+    }
+    // Again: verified, nothing changed.
+    let o = dockyard(&store, &["--distro"], Some(&fake));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("is already installed and verified"));
+    assert!(!text(&o.stderr).contains("without rootlesskit"));
+}

@@ -976,3 +976,202 @@ fn new_avoids_siblings_including_confs_with_errors() {
         );
     }
 }
+
+/// Rootless=yes: `check` warns about rootlesskit missing beside an
+/// installed Docker and about what the host lacks, each with its fix.
+#[test]
+fn check_warns_about_what_a_rootless_instance_needs() {
+    let env = Env::new();
+    write(
+        &env.dir().join("zt9.conf"),
+        "[Instance]\nBridgeCIDR=172.30.9.1/24\nPoolBase=172.31.0.0/16\nRoot=/srv/ztt/zt9\nRootless=yes\n",
+    );
+    env.installed("docker", DEFAULT_DOCKER);
+    let tun = env.tmp.path().join("no-tun");
+    let o = env
+        .cmd()
+        .env("DOCKYARD_DEV_NET_TUN", &tun)
+        .args(["check"])
+        .output()
+        .expect("run");
+    let conf = env.dir().join("zt9.conf");
+    let rootlesskit = env.tmp.path().join("store/docker/29.2.1/bin/rootlesskit");
+    expect(
+        &o,
+        0,
+        &format!(
+            "{}: warning: instance zt9: Docker 29.2.1 is installed without rootlesskit ({} is \
+             missing), and Rootless=yes runs it from there",
+            conf.display(),
+            rootlesskit.display()
+        ),
+    );
+    assert!(
+        stderr(&o).contains(&format!(
+            "instance zt9: {} does not exist, and slirp4netns needs it",
+            tun.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // No sysbox: a rootless instance runs runc.
+    assert!(!stderr(&o).contains("sysbox"), "{}", stderr(&o));
+}
+
+/// A user every Debian and Fedora host has, to stand for a tenant.
+const TENANT: &str = "nobody";
+
+fn conf_text(env: &Env, name: &str) -> String {
+    std::fs::read_to_string(env.dir().join(format!("{name}.conf"))).unwrap_or_default()
+}
+
+/// Issue 21: `new --rootless` writes Rootless=yes and no Runtime=; the
+/// model refuses it with sysbox-runc; tenants need a rootless instance
+/// (or the admin's --grant-host-root) and existing users, all checked
+/// before anything is written.
+#[test]
+fn new_rootless_and_its_tenants() {
+    let env = Env::new();
+    let o = env.new_instance("zr1", &["--rootless", "--json"]);
+    expect(&o, 0, "");
+    let text = conf_text(&env, "zr1");
+    assert!(text.contains("\nRootless=yes\n"), "{text}");
+    assert!(!text.contains("Runtime="), "{text}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["runtime"], "runc");
+    assert_eq!(v["rootless"], true);
+    assert_eq!(
+        v["group_grants"],
+        "what user zr1_docker can do (its socket, its own files; no host root)"
+    );
+    expect(&env.run(&["check"]), 0, "1 instance unit(s)");
+
+    // sysbox-runc with --rootless: the model's refusal, nothing written.
+    let o = env.new_instance("zr2", &["--rootless", "--runtime", "sysbox-runc"]);
+    expect(&o, 2, "sysbox-runc needs a rootful dockerd");
+    assert!(stderr(&o).contains("nothing was written"), "{}", stderr(&o));
+    assert!(!env.dir().join("zr2.conf").exists());
+
+    // A tenant for a rootful instance: refused, naming why and the fixes.
+    let o = env.new_instance("zr3", &["--tenant", TENANT]);
+    expect(
+        &o,
+        6,
+        &format!(
+            "refusing to give {TENANT} the group zr3_docker of rootful instance zr3: that \
+             group is root on the host"
+        ),
+    );
+    for want in [
+        "give --rootless",
+        "--grant-host-root",
+        "nothing was written",
+    ] {
+        assert!(stderr(&o).contains(want), "{want}: {}", stderr(&o));
+    }
+    assert!(!env.dir().join("zr3.conf").exists());
+    // --grant-host-root needs a tenant, and is not for a rootless one.
+    expect(
+        &env.new_instance("zr3", &["--grant-host-root"]),
+        2,
+        "--tenant",
+    );
+    expect(
+        &env.new_instance(
+            "zr3",
+            &["--rootless", "--tenant", TENANT, "--grant-host-root"],
+        ),
+        2,
+        "cannot be used with",
+    );
+
+    // A user the host does not have: named, nothing written.
+    let o = env.new_instance("zr4", &["--rootless", "--tenant", "dockyard-no-such-user"]);
+    expect(
+        &o,
+        2,
+        "--tenant dockyard-no-such-user: no such user on this host; nothing was written",
+    );
+    assert!(!env.dir().join("zr4.conf").exists());
+
+    // Without --start the group does not exist yet: what to run after.
+    let o = env.new_instance("zr5", &["--rootless", "--tenant", TENANT]);
+    expect(
+        &o,
+        0,
+        &format!(
+            "note: group zr5_docker is made by the first start of zr5_docker.service; then \
+             add {TENANT}: `gpasswd -a {TENANT} zr5_docker`"
+        ),
+    );
+    assert!(conf_text(&env, "zr5").contains("Rootless=yes"));
+    // The admin's explicit choice for a rootful one.
+    let o = env.new_instance("zr6", &["--tenant", TENANT, "--grant-host-root"]);
+    expect(&o, 0, "note: group zr6_docker is made by the first start");
+    assert!(!conf_text(&env, "zr6").contains("Rootless"));
+}
+
+/// `new --rootless --start` refuses before writing anything when the
+/// host lacks what a rootless instance runs, naming each fix.
+#[test]
+fn new_rootless_start_refuses_what_the_host_lacks() {
+    let env = Env::new();
+    env.installed("docker", DEFAULT_DOCKER);
+    let (bin, log) = fake_systemctl(&env, 0);
+    let tun = env.tmp.path().join("no-tun");
+    let o = env
+        .cmd()
+        .env("PATH", path_with(&bin))
+        .env("DOCKYARD_DEV_NET_TUN", &tun)
+        .args([
+            "new",
+            "zr7",
+            "--root",
+            &env.root("zr7"),
+            "--rootless",
+            "--tenant",
+            TENANT,
+            "--start",
+        ])
+        .output()
+        .expect("run");
+    expect(&o, 6, "refusing to create and start instance zr7: ");
+    for want in [
+        "Docker 29.2.1 is installed without rootlesskit".to_string(),
+        format!("{} does not exist, and slirp4netns needs it", tun.display()),
+        "nothing was written".to_string(),
+    ] {
+        assert!(stderr(&o).contains(&want), "{want}: {}", stderr(&o));
+    }
+    assert!(!env.dir().join("zr7.conf").exists());
+    assert!(!log.exists(), "systemctl ran");
+}
+
+/// `check` warns, at their lines, about AllowFrom= and [Daemon] keys a
+/// rootless instance cannot use; the conf stays valid (exit 0).
+#[test]
+fn check_warns_about_settings_a_rootless_instance_cannot_use() {
+    let env = Env::new();
+    let conf = env.dir().join("zr8.conf");
+    write(
+        &conf,
+        "[Instance]\nBridgeCIDR=172.30.8.1/24\nPoolBase=172.31.0.0/16\nRoot=/srv/ztt/zr8\nRootless=yes\n[Network]\nAllowFrom=10.9.0.0/16\n[Daemon]\nuserns-remap=default\n",
+    );
+    let o = env.run(&["check"]);
+    expect(
+        &o,
+        0,
+        &format!(
+            "{}:7: warning: AllowFrom= has no effect on rootless instance zr8",
+            conf.display()
+        ),
+    );
+    assert!(
+        stderr(&o).contains(&format!(
+            "{}:9: warning: [Daemon] userns-remap=\"default\" on rootless instance zr8",
+            conf.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+}

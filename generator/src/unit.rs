@@ -177,6 +177,7 @@ pub fn installed_args(v: &Values<'_>, sysbox_version: &str) -> Vec<String> {
         instance: v.inst.name.clone(),
         docker_version: v.inst.docker_version.clone(),
         sysbox_version: v.inst.uses_sysbox().then(|| sysbox_version.to_string()),
+        rootless: v.inst.rootless,
     };
     let mut args = vec![paths::helper("dockyard-prepare"), "installed".to_string()];
     args.extend(needs.args());

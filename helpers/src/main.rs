@@ -35,7 +35,7 @@ usage:
   dockyard-prepare down --instance NAME --root DIR --exec-root DIR
   dockyard-prepare down --instance NAME          (values recorded by up)
   dockyard-prepare refused --instance NAME --conf FILE [--diagnostic TEXT]...   (the unit of a refused conf: logs, fails)
-  dockyard-prepare installed --instance NAME --docker-version V [--sysbox-version V]
+  dockyard-prepare installed --instance NAME --docker-version V [--sysbox-version V] [--rootless yes]
   dockyard-prepare sysbox --subid-user NAME [--subuid-file FILE] [--subgid-file FILE] [--login-defs FILE]
   dockyard-sysbox-chown --data-root DIR --subid-user NAME [--subuid-file FILE] [--subgid-file FILE]
   (or: dockyard-helper network|prepare|sysbox-chown ARGS...)";

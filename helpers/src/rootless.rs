@@ -247,10 +247,11 @@ fn read_or_empty(path: &Path) -> Result<String> {
     }
 }
 
-/// Holds [`paths::SUBID_LOCK`] while the subordinate id files change, so
+/// Holds [`paths::subid_lock`] while the subordinate id files change, so
 /// that instances starting together never take the same free range.
 pub fn subid_lock() -> Result<Flock<fs::File>> {
-    let path = Path::new(paths::SUBID_LOCK);
+    let path = paths::subid_lock();
+    let path = path.as_path();
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).ctx(|| format!("cannot create {}", dir.display()))?;
     }

@@ -82,6 +82,8 @@ fn describe(ranges: &[Range]) -> String {
 }
 
 fn prepare(user: &str, subuid: &Path, subgid: &Path, defs: &Path) -> Result<()> {
+    // Rootless instances allocate in the same files.
+    let _lock = crate::rootless::subid_lock()?;
     let uid_text = read_or_empty(subuid)?;
     let gid_text = read_or_empty(subgid)?;
     let existing = User::from_name(user).ctx(|| format!("cannot look up user {user}"))?;

@@ -532,6 +532,10 @@ pub mod installed {
 
     pub const DOCKER_VERSION: Opt = once("docker-version");
     pub const SYSBOX_VERSION: Opt = once("sysbox-version");
+    /// `--rootless yes` for Rootless=yes: rootlesskit in the store, and
+    /// slirp4netns, newuidmap, newgidmap and /dev/net/tun on the host
+    /// ([`crate::installed::rootless_host`]). Absent means no.
+    pub const ROOTLESS: Opt = once("rootless");
 
     /// The exit status of `installed` when something is missing. The unit
     /// does not restart on it (`RestartPreventExitStatus=`): nothing will
@@ -539,7 +543,7 @@ pub mod installed {
     /// message that says what to install out of `systemctl status`.
     pub const EXIT_NOT_INSTALLED: u8 = 6;
 
-    pub const OPTIONS: &[Opt] = &[INSTANCE, DOCKER_VERSION, SYSBOX_VERSION];
+    pub const OPTIONS: &[Opt] = &[INSTANCE, DOCKER_VERSION, SYSBOX_VERSION, ROOTLESS];
 
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct Needs {
@@ -547,6 +551,8 @@ pub mod installed {
         pub docker_version: String,
         /// Set for Runtime=sysbox-runc.
         pub sysbox_version: Option<String>,
+        /// Rootless=yes.
+        pub rootless: bool,
     }
 
     fn version(opt: Opt, s: &str) -> Result<String, BadValue> {
@@ -566,6 +572,10 @@ pub mod installed {
             if let Some(v) = &self.sysbox_version {
                 a.extend([format!("--{}", SYSBOX_VERSION.name), v.clone()]);
             }
+            // Only when set, so a rootful instance's unit is what it was.
+            if self.rootless {
+                a.extend([format!("--{}", ROOTLESS.name), "yes".to_string()]);
+            }
             a
         }
 
@@ -577,7 +587,54 @@ pub mod installed {
                     .value(SYSBOX_VERSION)
                     .map(|v| version(SYSBOX_VERSION, v))
                     .transpose()?,
+                rootless: from
+                    .value(ROOTLESS)
+                    .map(|v| {
+                        crate::value::parse_bool(v)
+                            .ok_or_else(|| bad(ROOTLESS, format!("{v:?} is not yes or no")))
+                    })
+                    .transpose()?
+                    .unwrap_or(false),
             })
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        struct Argv(Vec<String>);
+
+        impl Values for Argv {
+            fn values(&self, opt: Opt) -> Vec<&str> {
+                let flag = format!("--{}", opt.name);
+                self.0
+                    .windows(2)
+                    .filter(|w| w[0] == flag)
+                    .map(|w| w[1].as_str())
+                    .collect()
+            }
+        }
+
+        #[test]
+        fn rootless_is_passed_only_when_set_and_round_trips() {
+            let mut n = Needs {
+                instance: InstanceName::parse("dy1").expect("name"),
+                docker_version: "29.2.1".into(),
+                sysbox_version: None,
+                rootless: false,
+            };
+            assert!(!n.args().iter().any(|a| a == "--rootless"));
+            assert_eq!(Needs::parse(&Argv(n.args())), Ok(n.clone()));
+            n.rootless = true;
+            assert!(n
+                .args()
+                .ends_with(&["--rootless".to_string(), "yes".to_string()]));
+            assert_eq!(Needs::parse(&Argv(n.args())), Ok(n.clone()));
+            let mut bad = n.args();
+            let last = bad.len() - 1;
+            bad[last] = "maybe".into();
+            assert_eq!(Needs::parse(&Argv(bad)).map_err(|e| e.opt), Err("rootless"));
         }
     }
 }

@@ -36,6 +36,8 @@ impl Runtime {
 pub struct DaemonOption {
     pub key: String,
     pub json: String,
+    /// The line in effect (a drop-in's overrides the conf's).
+    pub origin: Origin,
 }
 
 /// One `AllowFrom=` word: another instance (resolved to its networks when
@@ -129,6 +131,17 @@ impl Instance {
         }
     }
 
+    /// Where the instance's containerd listens: its own unit's socket, or,
+    /// rootless, the one dockerd starts below its exec root (moby's
+    /// supervised containerd, `EXEC_ROOT/containerd/containerd.sock`).
+    pub fn containerd_socket(&self) -> String {
+        if self.rootless {
+            format!("{}/containerd/containerd.sock", self.dockerd_exec_root())
+        } else {
+            self.name.containerd_socket()
+        }
+    }
+
     /// dockerd's `--exec-root`: a rootless one's must be its user's.
     pub fn dockerd_exec_root(&self) -> String {
         if self.rootless {
@@ -175,7 +188,7 @@ pub struct VersionDefaults {
 /// single-valued key the line in effect, plus `AllowFrom=` and `[Daemon]`.
 struct Merged<'a> {
     values: BTreeMap<(Section, &'static str), &'a Entry>,
-    daemon: BTreeMap<String, String>,
+    daemon: BTreeMap<String, (String, Origin)>,
     allow_from: Vec<Allow>,
     accept_host_routes: Vec<Ipv4Net>,
 }
@@ -366,7 +379,7 @@ pub fn build(
     } = merged;
     let daemon_options = daemon
         .into_iter()
-        .map(|(key, json)| DaemonOption { key, json })
+        .map(|(key, (json, origin))| DaemonOption { key, json, origin })
         .collect();
     // A rootless instance's networks are in its own network namespace:
     // nothing on the host routes into them, and what reaches its containers
@@ -444,7 +457,9 @@ fn merge<'a>(name: &InstanceName, docs: &'a [Document], diags: &mut Vec<Diagnost
             if section == Section::Daemon {
                 match daemon_option(entry) {
                     Ok(json) => {
-                        merged.daemon.insert(entry.key.clone(), json);
+                        merged
+                            .daemon
+                            .insert(entry.key.clone(), (json, entry.origin.clone()));
                     }
                     Err(d) => diags.push(d),
                 }

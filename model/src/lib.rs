@@ -25,6 +25,7 @@ pub mod parallel;
 pub mod paths;
 pub mod resources;
 pub mod root;
+pub mod rootless;
 pub mod source;
 pub mod state;
 pub mod subid;

@@ -115,10 +115,28 @@ pub fn login_defs() -> PathBuf {
     overridable("DOCKYARD_LOGIN_DEFS", LOGIN_DEFS)
 }
 
+/// The device slirp4netns opens for a rootless instance's network;
+/// `DOCKYARD_DEV_NET_TUN` moves it (tests).
+pub const DEV_NET_TUN: &str = "/dev/net/tun";
+
+pub fn dev_net_tun() -> PathBuf {
+    overridable("DOCKYARD_DEV_NET_TUN", DEV_NET_TUN)
+}
+
+/// What distribution the host is (`ID=`, `ID_LIKE=`): which package
+/// manager a message about a missing program names.
+pub const OS_RELEASE: &str = "/etc/os-release";
+
 /// Held by whoever changes /etc/subuid and /etc/subgid (a rootless
 /// instance's first start, sysbox's user, `dockyard destroy`), so that
 /// hundreds of instances starting at once never pick the same free range.
 pub const SUBID_LOCK: &str = "/run/dockyard/subid.lock";
+
+/// [`SUBID_LOCK`], or `DOCKYARD_SUBID_LOCK` (tests, which must not share
+/// the host's lock file).
+pub fn subid_lock() -> PathBuf {
+    overridable("DOCKYARD_SUBID_LOCK", SUBID_LOCK)
+}
 
 /// Helpers called from the generated units. `make install PREFIX=…` builds
 /// with DOCKYARD_LIBEXEC_DIR set so units point where the helpers went.

@@ -139,6 +139,20 @@ pub fn with_range(text: &str, user: &str, range: Option<Range>) -> String {
     out
 }
 
+/// `text` without `user`'s lines, when it has any (`dockyard destroy` of a
+/// rootless instance); every other byte is kept, a missing newline at the
+/// end included.
+pub fn without(text: &str, user: &str) -> Option<String> {
+    let rest = with_range(text, user, None);
+    // with_range ends every kept line with '\n'.
+    let rest = if text.ends_with('\n') || text.is_empty() {
+        rest
+    } else {
+        rest.strip_suffix('\n').map(str::to_string).unwrap_or(rest)
+    };
+    (rest != text).then_some(rest)
+}
+
 /// `SUB_UID_MIN`-style numeric settings from login.defs(5) text.
 pub fn login_defs_value(text: &str, key: &str) -> Option<u32> {
     text.lines().find_map(|line| {
@@ -259,6 +273,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn without_a_user_every_other_byte_stays() {
+        let text =
+            "# ids\nalice:100000:65536\ndy1_docker:165536:65536\n  dy11_docker:231072:65536\n";
+        assert_eq!(
+            without(text, "dy1_docker").as_deref(),
+            Some("# ids\nalice:100000:65536\n  dy11_docker:231072:65536\n")
+        );
+        assert_eq!(without(text, "dy2_docker"), None);
+        assert_eq!(
+            without("alice:1:2\ndy1_docker:3:4\nbob:5:6", "dy1_docker").as_deref(),
+            Some("alice:1:2\nbob:5:6")
+        );
+        assert_eq!(
+            without("dy1_docker:3:4\n", "dy1_docker").as_deref(),
+            Some("")
+        );
     }
 
     #[test]

@@ -219,8 +219,8 @@ t02_status_json() {
     out=$(lc_exec setpriv --reuid=nobody --regid=nogroup --clear-groups dockyard status ca) || lc_fail "status as nobody failed: $out"
     echo "$out"
     grep -q 'unknown (needs root)' <<<"$out" || lc_fail "status as nobody does not say what needs root: $out"
-    grep -q '^NAME  *UNIT  *CONTAINERD' <<<"$out" || lc_fail "status has no header: $out"
-    grep -qE '^ca  +active/running  ' <<<"$out" || lc_fail "status as nobody lacks the unit state: $out"
+    grep -q '^NAME  *MODE  *GROUP GRANTS  *UNIT  *CONTAINERD' <<<"$out" || lc_fail "status has no header: $out"
+    grep -qE '^ca  +rootful  +root on the host  +active/running  ' <<<"$out" || lc_fail "status as nobody lacks the mode or the unit state: $out"
     grep -q '/var/lib/dockyard/ca/docker.sock' <<<"$out" || lc_fail "status does not show the socket's path: $out"
 }
 

@@ -27,6 +27,9 @@ pub(super) struct Found {
     pub(super) run_dirs: Vec<PathBuf>,
     pub(super) user: Option<nix::unistd::User>,
     pub(super) group: Option<nix::unistd::Group>,
+    /// The user `NAME_docker` has lines in /etc/subuid or /etc/subgid (a
+    /// rootless instance's subordinate ids).
+    pub(super) subids: bool,
 }
 
 impl Found {
@@ -43,6 +46,7 @@ impl Found {
                     .is_some_and(|r| Path::new(r).symlink_metadata().is_ok()))
             || !self.run_dirs.is_empty()
             || self.user.is_some()
+            || (!keep_data && self.subids)
     }
 }
 
@@ -109,6 +113,7 @@ pub(super) fn inspect(name: &InstanceName) -> Found {
         run_dirs,
         user,
         group,
+        subids: host::has_subids(&account),
     }
 }
 

@@ -52,10 +52,13 @@ fn check_ownership(
     uid: u32,
     gid: u32,
     instance_gid: Option<u32>,
+    instance_uid: Option<u32>,
 ) -> std::result::Result<(), String> {
-    if uid != 0 {
+    // A rootless instance's root is its user's (`dockyard-prepare up
+    // --mode rootless`); a rootful one's is root's.
+    if uid != 0 && Some(uid) != instance_uid {
         return Err(format!(
-            "{} is owned by uid {uid}, not root; Dockyard did not create it",
+            "{} is owned by uid {uid}, neither root nor the instance's user; Dockyard did not create it",
             root.display()
         ));
     }
@@ -106,12 +109,13 @@ pub(super) fn unmount_below(bases: &[PathBuf]) -> std::result::Result<usize, Str
 pub(super) fn remove_root(
     root: &Path,
     instance_gid: Option<u32>,
+    instance_uid: Option<u32>,
 ) -> std::result::Result<(), String> {
     resolves_to_itself(root)?;
     let meta = root
         .symlink_metadata()
         .map_err(|e| format!("cannot inspect {}: {e}", root.display()))?;
-    check_ownership(root, meta.uid(), meta.gid(), instance_gid)?;
+    check_ownership(root, meta.uid(), meta.gid(), instance_gid, instance_uid)?;
     let info = mountinfo()?;
     let left = mounted_below(&info, root);
     if !left.is_empty() {
@@ -251,18 +255,20 @@ mod tests {
     fn ownership_decides_whose_root_it_is() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
-        assert!(check_ownership(root, 0, 990, Some(990)).is_ok());
-        assert!(check_ownership(root, 1000, 990, Some(990))
+        assert!(check_ownership(root, 0, 990, Some(990), Some(991)).is_ok());
+        // A rootless instance's root is its user's.
+        assert!(check_ownership(root, 991, 990, Some(990), Some(991)).is_ok());
+        assert!(check_ownership(root, 1000, 990, Some(990), Some(991))
             .expect_err("uid")
-            .contains("not root"));
-        assert!(check_ownership(root, 0, 0, Some(990))
+            .contains("neither root nor the instance's user"));
+        assert!(check_ownership(root, 0, 0, Some(990), None)
             .expect_err("gid")
             .contains("not the instance's group"));
         // Group gone: only docker/ and docker.sock may be there.
         std::fs::create_dir(root.join("docker")).expect("mkdir");
-        assert!(check_ownership(root, 0, 990, None).is_ok());
+        assert!(check_ownership(root, 0, 990, None, None).is_ok());
         std::fs::write(root.join("photos.tar"), "x").expect("write");
-        assert!(check_ownership(root, 0, 990, None)
+        assert!(check_ownership(root, 0, 990, None, None)
             .expect_err("foreign")
             .contains("photos.tar"));
     }

@@ -2,7 +2,8 @@
 //! instance, in the order that leaves nothing running on deleted files:
 //! stop the unit, remove rules and bridges, unmount what is left under
 //! the root and the exec-root, delete the data (unless --keep-data), the
-//! conf and its drop-ins, the runtime state, the user and group Dockyard
+//! conf and its drop-ins, the runtime state, a rootless instance's
+//! subordinate ids once its data is gone, the user and group Dockyard
 //! created, reload systemd, and with the last sysbox instance gone, the
 //! shared sysbox state. Idempotent: nothing left (no such instance) means exit 0.
 //!
@@ -14,12 +15,14 @@
 //! The steps live beside this file: what the host holds of the instance
 //! ([`discovery`]), the network helper's `down` ([`helper`]), the checks
 //! and removals on the file system ([`guards`]), the user and group
-//! ([`accounts`]) and the shared sysbox state ([`sysbox`]).
+//! ([`accounts`]), a rootless instance's subordinate ids ([`subids`]) and
+//! the shared sysbox state ([`sysbox`]).
 
 mod accounts;
 mod discovery;
 mod guards;
 mod helper;
+mod subids;
 mod sysbox;
 
 use crate::error::{Exit, Failure, Result};
@@ -31,6 +34,7 @@ use guards::{remove_any, remove_root, safe_root, unmount_below};
 use helper::network_down;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use subids::remove_subids;
 use sysbox::sysbox_cleanup;
 
 #[derive(clap::Args, Debug)]
@@ -126,15 +130,24 @@ pub fn run(args: &Args) -> Result<()> {
         Ok(n) => println!("unmounted {n} stale mounts"),
         Err(e) => fail(e),
     }
+    // What data stays on disk: the subordinate ids that own it stay too.
+    let mut data_left: Option<String> = None;
     if let Some(r) = &data_root {
         let gid = found.group.as_ref().map(|g| g.gid.as_raw());
-        match remove_root(r, gid) {
+        let uid = found.user.as_ref().map(|u| u.uid.as_raw());
+        match remove_root(r, gid, uid) {
             Ok(()) => println!("removed the data {}", r.display()),
-            Err(e) => fail(e),
+            Err(e) => {
+                data_left = Some(r.display().to_string());
+                fail(e)
+            }
         }
     } else if args.keep_data {
         if let Some(r) = &found.root {
             println!("kept the data {r} (--keep-data)");
+            if Path::new(r).symlink_metadata().is_ok() {
+                data_left = Some(r.clone());
+            }
         }
     }
     for path in [&found.conf, &found.dropins] {
@@ -150,6 +163,12 @@ pub fn run(args: &Args) -> Result<()> {
             Ok(false) => {}
             Err(e) => fail(e),
         }
+    }
+    // Before the user goes: its comment says the ids are Dockyard's.
+    match remove_subids(&found, data_left.as_deref()) {
+        Ok(Some(msg)) => println!("{msg}"),
+        Ok(None) => {}
+        Err(e) => fail(e),
     }
     match remove_accounts(&found) {
         Ok(Some(msg)) => println!("{msg}"),
@@ -204,9 +223,14 @@ fn confirm(found: &Found, data: Option<&Path>, keep_data: bool, yes: bool) -> Re
         (None, false) => "(no data on disk)".into(),
     };
     eprint!(
-        "Destroy instance {name}: stop {}, remove its rules, bridges, conf {}, {data}, and user/group {}? [y/N] ",
+        "Destroy instance {name}: stop {}, remove its rules, bridges, conf {}, {data}, {}and user/group {}? [y/N] ",
         name.unit(),
         found.conf.display(),
+        if found.subids {
+            "subordinate ids, "
+        } else {
+            ""
+        },
         name.account()
     );
     let _ = std::io::stderr().flush();

@@ -1,6 +1,14 @@
 //! `dockyard install --distro [--debs DIR]`: a Docker build from the
-//! distribution's own packages (`docker.io`, `containerd`, `runc`, `tini`),
-//! for hosts whose only reachable source is the distribution's archive.
+//! distribution's own packages (`docker.io`, `containerd`, `runc`, `tini`,
+//! and `rootlesskit` when the archive or DIR has it), for hosts whose only
+//! reachable source is the distribution's archive.
+//!
+//! Rootless instances (Rootless=yes) also run `slirp4netns`, `newuidmap`
+//! and `newgidmap` from the host; those are the host's own packages
+//! (`slirp4netns`, `uidmap`: the id mappers must be installed setuid root,
+//! which only the package manager does), so they are `apt-get install`ed,
+//! only when missing and never from `--debs` (offline: a note says what to
+//! install).
 //!
 //! The packages are fetched with `apt-get download` (no `dpkg`: their
 //! maintainer scripts would enable the host's own docker.service) or taken
@@ -18,12 +26,29 @@ use super::store::{self, Record, RecordedArtifact, State, Store};
 use super::{lock, manifest_select, tar_take, unpack_deb, verify};
 use crate::error::{Exit, Failure, Result};
 use dockyard_model::manifest::Kind;
+use dockyard_model::{installed, paths};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The packages, in the order they are reported.
 pub const PACKAGES: [&str; 4] = ["docker.io", "containerd", "runc", "tini"];
+
+/// The package whose `rootlesskit` a rootless instance runs from the
+/// store version's bin directory. Optional: rootful instances do without,
+/// and older archives lack it.
+pub const ROOTLESSKIT: &str = "rootlesskit";
+
+/// What is taken from it: `rootlesskit` must be there;
+/// `rootlesskit-docker-proxy` is taken when the package has it (1.x does,
+/// 2.x dropped it).
+const ROOTLESS_BINARIES: [(&str, &[&str]); 2] = [
+    ("rootlesskit", &["usr/bin/rootlesskit"]),
+    (
+        "rootlesskit-docker-proxy",
+        &["usr/bin/rootlesskit-docker-proxy"],
+    ),
+];
 
 /// Each binary the store's Docker layout holds (unpack_tgz's list), the
 /// package it comes from and its path in that package's data (Debian's
@@ -91,7 +116,7 @@ pub fn store_version(package_version: &str, distro: &str) -> String {
 
 /// `ID=` of /etc/os-release (`debian`, `ubuntu`), else `distro`.
 fn distro_id() -> String {
-    std::fs::read_to_string("/etc/os-release")
+    std::fs::read_to_string(dockyard_model::paths::OS_RELEASE)
         .ok()
         .and_then(|t| {
             t.lines()
@@ -116,7 +141,8 @@ fn deb_arch(arch: &str) -> &str {
     }
 }
 
-/// The four packages in `dir`, one of each, of the host's architecture.
+/// The four packages in `dir`, one of each, of the host's architecture,
+/// and rootlesskit when `dir` has it.
 pub fn find(dir: &Path, arch: &str) -> Result<BTreeMap<&'static str, Deb>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Failure::io("cannot list", dir, &e))?;
     let mut found: BTreeMap<&'static str, Vec<Deb>> = BTreeMap::new();
@@ -127,17 +153,22 @@ pub fn find(dir: &Path, arch: &str) -> Result<BTreeMap<&'static str, Deb>> {
         if deb.arch != deb_arch(arch) {
             continue;
         }
-        if let Some(p) = PACKAGES.iter().find(|p| **p == deb.package) {
+        if let Some(p) = PACKAGES
+            .iter()
+            .chain([&ROOTLESSKIT])
+            .find(|p| **p == deb.package)
+        {
             found.entry(p).or_default().push(deb);
         }
     }
     let mut out = BTreeMap::new();
     let mut missing = Vec::new();
-    for p in PACKAGES {
+    for p in PACKAGES.into_iter().chain([ROOTLESSKIT]) {
         match found.remove(p).unwrap_or_default().as_slice() {
             [one] => {
                 out.insert(p, one.clone());
             }
+            [] if p == ROOTLESSKIT => {}
             [] => missing.push(p),
             many => {
                 return Err(Failure::new(
@@ -203,6 +234,101 @@ fn download(dir: &Path) -> Result<()> {
     )))
 }
 
+/// `apt-get download rootlesskit` into `dir`, on its own: an archive
+/// without it still gives a Docker for rootful instances. `false` (with a
+/// note saying what that means) when it could not be fetched.
+fn download_rootlesskit(dir: &Path) -> bool {
+    let out = Command::new("apt-get")
+        .args([
+            "download",
+            "-q",
+            "-o",
+            "APT::Sandbox::User=root",
+            ROOTLESSKIT,
+        ])
+        .current_dir(dir)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output();
+    match out {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("E:"))
+                .unwrap_or("no message");
+            eprintln!(
+                "note: apt-get download {ROOTLESSKIT} failed ({}): {last}; this Docker will not \
+                 run rootless instances (Rootless=yes)",
+                o.status
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("note: cannot run apt-get download {ROOTLESSKIT}: {e}");
+            false
+        }
+    }
+}
+
+/// The host packages a rootless instance's programs come from, for those
+/// the host lacks (the model's list of programs and their packages).
+fn missing_host_packages() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for p in installed::Program::ALL {
+        let package = p.package(installed::Distro::Debian);
+        if paths::find_program(p.name(), paths::Search::PathThenAdminDirs).is_err()
+            && !out.contains(&package)
+        {
+            out.push(package);
+        }
+    }
+    out
+}
+
+/// `apt-get install` of what rootless instances need from the host and
+/// the host lacks. Its failure is a warning: the Docker in the store is
+/// complete, and rootful instances need none of it.
+fn host_packages(offline: bool) {
+    let wanted = missing_host_packages();
+    if wanted.is_empty() {
+        return;
+    }
+    let list = wanted.join(" ");
+    if offline {
+        eprintln!(
+            "note: rootless instances (Rootless=yes) also need {list} on the host, which it \
+             lacks: run `apt-get install {list}`"
+        );
+        return;
+    }
+    eprintln!("installing {list} with apt-get install (rootless instances run them)");
+    let out = Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&wanted)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output();
+    let why = match out {
+        Ok(o) if o.status.success() => return,
+        Ok(o) => {
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("E:"))
+                .unwrap_or("no message")
+                .to_string();
+            format!("failed ({}): {last}", o.status)
+        }
+        Err(e) => format!("could not run: {e}"),
+    };
+    eprintln!(
+        "warning: apt-get install {list} {why}; rootless instances cannot start until it \
+         is installed: run `apt-get install {list}`"
+    );
+}
+
 pub fn install(store: &Store, debs: Option<&Path>) -> Result<()> {
     let arch = manifest_select::host_arch()?;
     store.ensure()?;
@@ -223,16 +349,29 @@ pub fn install(store: &Store, debs: Option<&Path>) -> Result<()> {
     };
     if let Some(dir) = &fetched {
         download(&dir.0)?;
+        download_rootlesskit(&dir.0);
     }
     let dir = debs.unwrap_or_else(|| fetched.as_ref().map_or(Path::new("."), |d| &d.0));
     let found = find(dir, &arch)?;
+    let with_rootlesskit = found.contains_key(ROOTLESSKIT);
+    if !with_rootlesskit && debs.is_some() {
+        eprintln!(
+            "note: {} has no {ROOTLESSKIT} .deb: this Docker will not run rootless instances \
+             (Rootless=yes); add the distribution's {ROOTLESSKIT} package there to have it",
+            dir.display()
+        );
+    }
+    let packages: Vec<&'static str> = PACKAGES
+        .into_iter()
+        .chain(with_rootlesskit.then_some(ROOTLESSKIT))
+        .collect();
     let docker = &found["docker.io"];
     let version = store_version(&docker.version, &distro_id());
     dockyard_model::installed::check_version(&version)
         .map_err(|e| Failure::failed(format!("docker.io {}: {e}", docker.version)))?;
     let name = format!("docker {version}");
     let mut artifacts = Vec::new();
-    for p in PACKAGES {
+    for &p in &packages {
         let deb = &found[p];
         let sha256 = verify::hash_file(&deb.path)
             .map_err(|e| Failure::io("cannot read", &deb.path, &e))?
@@ -247,7 +386,17 @@ pub fn install(store: &Store, debs: Option<&Path>) -> Result<()> {
     match store.state(Kind::Docker, &version) {
         State::Absent => {}
         State::Installed(record) => {
-            if record.artifacts != artifacts {
+            // Installed before Dockyard took rootlesskit (or from a DIR
+            // without it): the same Docker, verified, and never rewritten.
+            let without_rootlesskit: Vec<RecordedArtifact> = artifacts
+                .iter()
+                .filter(|a| a.kind != ROOTLESSKIT)
+                .cloned()
+                .collect();
+            let lacks_rootlesskit = record.artifacts != artifacts
+                && with_rootlesskit
+                && record.artifacts == without_rootlesskit;
+            if record.artifacts != artifacts && !lacks_rootlesskit {
                 return Err(Failure::new(
                     Exit::Refused,
                     format!(
@@ -265,6 +414,14 @@ pub fn install(store: &Store, debs: Option<&Path>) -> Result<()> {
                 "{name} is already installed and verified in {}; nothing changed",
                 dest.join("bin").display()
             );
+            if lacks_rootlesskit {
+                eprintln!(
+                    "note: {name} was installed without {ROOTLESSKIT}, so it does not run \
+                     rootless instances (Rootless=yes); while no instance uses it, \
+                     `dockyard install --remove docker/{version}` and run this again to add it"
+                );
+            }
+            host_packages(debs.is_some());
             return Ok(());
         }
         State::Unmanaged(why) => {
@@ -273,11 +430,22 @@ pub fn install(store: &Store, debs: Option<&Path>) -> Result<()> {
     }
     let staging = store.stage(Kind::Docker, &version)?;
     let mut files = BTreeMap::new();
-    for p in PACKAGES {
-        let wanted: Vec<(&str, &[&str])> = BINARIES
+    for &p in &packages {
+        let wanted: Vec<(&str, &[&str])> = if p == ROOTLESSKIT {
+            ROOTLESS_BINARIES.to_vec()
+        } else {
+            BINARIES
+                .iter()
+                .filter(|(_, pkg, _)| *pkg == p)
+                .map(|(bin, _, paths)| (*bin, *paths))
+                .collect()
+        };
+        // What the package must hold: all of it, but for rootlesskit's
+        // optional docker proxy.
+        let required: Vec<&str> = wanted
             .iter()
-            .filter(|(_, pkg, _)| *pkg == p)
-            .map(|(bin, _, paths)| (*bin, *paths))
+            .map(|(b, _)| *b)
+            .filter(|b| *b != "rootlesskit-docker-proxy")
             .collect();
         let pick = |parts: &[String]| -> Option<String> {
             let path = parts.join("/");
@@ -294,8 +462,7 @@ pub fn install(store: &Store, debs: Option<&Path>) -> Result<()> {
                 &staging.bin,
                 &pick,
             )?;
-            let names: Vec<&str> = wanted.iter().map(|(b, _)| *b).collect();
-            let missing = tar_take::missing(&taken, &names);
+            let missing = tar_take::missing(&taken, &required);
             if !missing.is_empty() {
                 return Err(Failure::failed(format!(
                     "{what} has no {} (looked for {}); it is not the {p} package Dockyard knows",
@@ -323,13 +490,14 @@ pub fn install(store: &Store, debs: Option<&Path>) -> Result<()> {
     println!(
         "{name} installed in {} from {}: {}; use it with DockerVersion={version}",
         dest.join("bin").display(),
-        PACKAGES
+        packages
             .iter()
             .map(|p| format!("{p} {}", found[p].version))
             .collect::<Vec<_>>()
             .join(", "),
         files.keys().cloned().collect::<Vec<_>>().join(" ")
     );
+    host_packages(debs.is_some());
     Ok(())
 }
 

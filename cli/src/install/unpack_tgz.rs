@@ -67,3 +67,63 @@ pub fn unpack(kind: Kind, archive: &Path, bin_dir: &Path) -> Result<BTreeMap<Str
     }
     Ok(taken)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A `.tgz` of `(path, mode)` regular files, with their directory.
+    fn tgz(dir: &str, files: &[(&str, u32)]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut b = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, format!("{dir}/"), std::io::empty())
+            .expect("dir");
+        for (name, mode) in files {
+            let body = format!("#!/bin/sh\necho {name}\n");
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(*mode);
+            h.set_size(body.len() as u64);
+            b.append_data(&mut h, format!("{dir}/{name}"), body.as_bytes())
+                .expect("file");
+        }
+        b.into_inner().expect("tar").finish().expect("gzip")
+    }
+
+    /// Docker's rootless extras: every file lands in bin/, executable
+    /// whatever mode the archive gave it (a rootless unit runs
+    /// `bin/rootlesskit`).
+    #[test]
+    fn the_rootless_extras_put_an_executable_rootlesskit_in_bin() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive = dir.path().join("docker-rootless-extras-29.2.1.tgz");
+        let files = [
+            ("dockerd-rootless.sh", 0o755),
+            ("dockerd-rootless-setuptool.sh", 0o755),
+            ("rootlesskit", 0o644),
+            ("vpnkit", 0o755),
+        ];
+        std::fs::write(&archive, tgz(EXTRAS_DIR, &files)).expect("write");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin");
+        let taken = unpack(Kind::DockerRootlessExtras, &archive, &bin).expect("unpacked");
+        assert_eq!(
+            taken.keys().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "dockerd-rootless-setuptool.sh",
+                "dockerd-rootless.sh",
+                "rootlesskit",
+                "vpnkit"
+            ]
+        );
+        let mode = std::fs::metadata(bin.join("rootlesskit"))
+            .expect("rootlesskit")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755);
+    }
+}

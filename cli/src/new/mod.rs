@@ -7,6 +7,7 @@
 
 pub mod alloc;
 pub mod host;
+pub mod tenants;
 
 use crate::confwrite::{self, WriteError};
 use crate::error::{Exit, Failure, Result};
@@ -15,7 +16,9 @@ use alloc::{Allocation, HostNetworks, Taken};
 use dockyard_generator::run::{version_defaults, Settings};
 use dockyard_model::keys::{self, Section};
 use dockyard_model::load::{load_dir, LoadOptions};
-use dockyard_model::{hostconf, ini, installed, instance, network, paths, root, InstanceName};
+use dockyard_model::{
+    hostconf, ini, installed, instance, network, paths, root, rootless, InstanceName,
+};
 use ipnet::Ipv4Net;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -26,11 +29,14 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  the conf was written (and, with --start, the instance started)
   1  failure: no free range left, netlink or I/O error, unwritable directory, systemctl failed
-  2  usage error: bad NAME, bad CIDR or other option, a conf the model refuses,
+  2  usage error: bad NAME, bad CIDR or other option, a --tenant that is no user of this host,
+     a conf the model refuses (--rootless with --runtime sysbox-runc),
      an error in the host's policy file /etc/dockyard/dockyard.conf
-  6  refused: something of that name already exists (conf, unit, bridge, user, group or root),
+  6  refused: --tenant for a rootful instance without --grant-host-root (its group is root on
+     the host), something of that name already exists (conf, unit, bridge, user, group or root),
      a network given on the command line is in use, or (with --start) the Docker or sysbox
-     version the instance needs is not installed";
+     version the instance needs is not installed (with --rootless: or rootlesskit, slirp4netns,
+     newuidmap, newgidmap or /dev/net/tun)";
 
 /// The lock around read-allocate-write; `DOCKYARD_NEW_LOCK` overrides it.
 pub const LOCK_PATH: &str = "/run/dockyard/new.lock";
@@ -52,9 +58,21 @@ pub struct Args {
     /// Prefix length of each network carved from the pool (PoolSize=); default: the host's policy
     #[arg(long, value_name = "N")]
     pub pool_size: Option<u8>,
-    /// Container runtime
+    /// Container runtime (default sysbox-runc; runc with --rootless)
     #[arg(long, value_parser = ["sysbox-runc", "runc"])]
     pub runtime: Option<String>,
+    /// Run dockerd and its containers as the instance's own user in a user namespace
+    /// (Rootless=yes), so that its group NAME_docker is not root on the host
+    #[arg(long)]
+    pub rootless: bool,
+    /// A local user the instance is for, added to its group NAME_docker once the group exists
+    /// (with --start; repeatable); needs --rootless or --grant-host-root
+    #[arg(long, value_name = "USER")]
+    pub tenant: Vec<String>,
+    /// With --tenant on a rootful instance: add the tenants to its group all the same, knowing
+    /// that the group is root on the host
+    #[arg(long, requires = "tenant", conflicts_with = "rootless")]
+    pub grant_host_root: bool,
     /// Pin a Docker version (DockerVersion=); default: the manifest's
     #[arg(long, value_name = "V")]
     pub docker_version: Option<String>,
@@ -259,6 +277,7 @@ pub struct Plan {
     pub pool_size: Option<u8>,
     pub runtime: Option<String>,
     pub docker_version: Option<String>,
+    pub rootless: bool,
 }
 
 pub fn conf_text(plan: &Plan) -> String {
@@ -279,6 +298,7 @@ pub fn conf_text(plan: &Plan) -> String {
     set(&keys::POOL_SIZE, plan.pool_size.map(|s| s.to_string()));
     set(&keys::RUNTIME, plan.runtime.clone());
     set(&keys::DOCKER_VERSION, plan.docker_version.clone());
+    set(&keys::ROOTLESS, plan.rootless.then(|| "yes".to_string()));
     t
 }
 
@@ -373,6 +393,10 @@ pub fn create(
             )
         })
         .transpose()?;
+    // Who the instance is for, before anything is read or written: a
+    // tenant of a rootful instance would be root on the host.
+    tenants::check_mode(&name, &args.tenant, args.rootless, args.grant_host_root)?;
+    tenants::check_users(&args.tenant, tenants::user_exists)?;
     let policy = policy(args, &paths::host_conf(), bridge, pool)?;
     if let Some(r) = &args.root {
         root::check_root(r).map_err(|e| usage(format!("--root {r}: {e}")))?;
@@ -427,6 +451,7 @@ pub fn create(
             .or((policy.pool_size != instance::DEFAULT_POOL_SIZE).then_some(policy.pool_size)),
         runtime: args.runtime.clone(),
         docker_version: args.docker_version.clone(),
+        rootless: args.rootless,
     };
     let text = conf_text(&plan);
     let file_name = format!("{name}.conf");
@@ -472,6 +497,8 @@ fn not_installed(args: &Args, settings: &Settings, inst: &instance::Instance) ->
                 m.install_command()
             )
             }
+            // Rootless=yes: what its own message says to run.
+            _ => m.to_string(),
         })
         .collect();
     if fixes.is_empty() {
@@ -520,6 +547,16 @@ fn finish(args: &Args, created: &Created) -> Result<()> {
         );
         systemctl(&["start", &unit], &hint)?;
     }
+    // The group is made by the first start: the tenants join it now, or
+    // the admin hears what to run once it has started.
+    let mut joined = Vec::new();
+    if !args.tenant.is_empty() {
+        if args.start {
+            joined = tenants::add_live(&args.tenant, &i.name)?;
+        } else {
+            eprintln!("{}", tenants::later(&args.tenant, &i.name));
+        }
+    }
     if args.json {
         let v = serde_json::json!({
             "name": i.name.as_str(),
@@ -530,6 +567,10 @@ fn finish(args: &Args, created: &Created) -> Result<()> {
             "pool_base": i.pool.to_string(),
             "pool_size": i.pool_size,
             "runtime": i.runtime.as_str(),
+            "rootless": i.rootless,
+            "group_grants": rootless::group_grants(&i.name, i.rootless),
+            "tenants": args.tenant,
+            "tenants_in_group": args.start && !args.tenant.is_empty(),
             "docker_version": i.docker_version,
             "unit": i.name.unit(),
             "docker_host": docker_host,
@@ -539,14 +580,22 @@ fn finish(args: &Args, created: &Created) -> Result<()> {
         return Ok(());
     }
     println!(
-        "wrote {}: {} {} {}",
+        "wrote {}: {} {} {}{}",
         created.conf.display(),
         keys::BRIDGE_CIDR.line(i.bridge),
         keys::POOL_BASE.line(i.pool),
-        keys::ROOT.line(&i.root)
+        keys::ROOT.line(&i.root),
+        if i.rootless {
+            format!(" {}", keys::ROOTLESS.line("yes"))
+        } else {
+            String::new()
+        }
     );
     if args.start {
         println!("started {}", i.name.unit());
+        for line in &joined {
+            println!("{line}");
+        }
     } else {
         println!(
             "start it with: systemctl daemon-reload && systemctl start {}",

@@ -9,7 +9,7 @@ use dockyard_model::firewall::{self, choice, Backend, Subject};
 use dockyard_model::instance::{Instance, VersionDefaults};
 use dockyard_model::load::{load_dir, LoadOptions};
 use dockyard_model::state;
-use dockyard_model::{paths, InstanceName};
+use dockyard_model::{paths, rootless, InstanceName};
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -165,6 +165,9 @@ pub fn left_behind(name: &InstanceName) -> Vec<String> {
     if home.is_some() {
         out.push(format!("user {}", name.account()));
     }
+    if has_subids(&name.account()) {
+        out.push(format!("subordinate ids of {}", name.account()));
+    }
     let root = recorded_cleanup(name).map(|c| c.root).or(home);
     if let Some(root) = root.filter(|r| r.symlink_metadata().is_ok()) {
         out.push(format!("data {}", root.display()));
@@ -179,6 +182,31 @@ pub fn left_behind(name: &InstanceName) -> Vec<String> {
         }
     }
     out
+}
+
+/// /etc/subuid and /etc/subgid (or their `DOCKYARD_SUB?ID_FILE`).
+pub fn subid_files() -> [PathBuf; 2] {
+    [paths::subuid_file(), paths::subgid_file()]
+}
+
+/// A subordinate id file's text; `None` when it does not exist.
+pub fn read_subid_file(path: &Path) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Whether either file holds lines of `user` (a rootless instance's
+/// subordinate ids); unreadable counts as no.
+pub fn has_subids(user: &str) -> bool {
+    subid_files().iter().any(|f| {
+        read_subid_file(f)
+            .ok()
+            .flatten()
+            .is_some_and(|t| dockyard_model::subid::without(&t, user).is_some())
+    })
 }
 
 /// Instance names of the `NAME_docker0` interfaces in `sys_class_net`.
@@ -442,8 +470,10 @@ pub struct SocketInfo {
 }
 
 impl SocketInfo {
-    /// `root:NAME_docker 0660`, what dockerd's `--group` makes.
-    pub fn problem(&self, name: &InstanceName) -> Option<String> {
+    /// `OWNER:NAME_docker 0660`, what dockerd's `--group` makes: the owner
+    /// is root for a rootful instance, the instance's user for a rootless
+    /// one (`rootless`; `None` when unknown, e.g. no conf: either).
+    pub fn problem(&self, name: &InstanceName, rootless: Option<bool>) -> Option<String> {
         if !self.exists {
             return Some(format!("{} does not exist", self.path.display()));
         }
@@ -451,13 +481,21 @@ impl SocketInfo {
             return Some(format!("{} is not a socket", self.path.display()));
         }
         let want_group = name.account();
-        if self.owner != "root" || self.group != want_group || self.mode != 0o660 {
+        let owners: Vec<String> = match rootless {
+            Some(r) => vec![rootless::socket_owner(name, r)],
+            None => [false, true]
+                .iter()
+                .map(|r| rootless::socket_owner(name, *r))
+                .collect(),
+        };
+        if !owners.contains(&self.owner) || self.group != want_group || self.mode != 0o660 {
             return Some(format!(
-                "{} is {}:{} {:04o}, expected root:{want_group} 0660",
+                "{} is {}:{} {:04o}, expected {}:{want_group} 0660",
                 self.path.display(),
                 self.owner,
                 self.group,
-                self.mode
+                self.mode,
+                owners.join(" or ")
             ));
         }
         None
@@ -564,15 +602,27 @@ mod tests {
             group: "dy1_docker".into(),
             mode: 0o660,
         };
-        assert_eq!(s.problem(&name), None);
+        assert_eq!(s.problem(&name, Some(false)), None);
+        assert_eq!(s.problem(&name, None), None);
+        // A rootless instance's socket is its user's.
+        assert_eq!(
+            s.problem(&name, Some(true)).as_deref(),
+            Some(
+                "/srv/dy1/docker.sock is root:dy1_docker 0660, expected dy1_docker:dy1_docker 0660"
+            )
+        );
+        s.owner = "dy1_docker".into();
+        assert_eq!(s.problem(&name, Some(true)), None);
+        assert_eq!(s.problem(&name, None), None);
+        s.owner = "root".into();
         s.mode = 0o666;
         assert_eq!(
-            s.problem(&name).as_deref(),
+            s.problem(&name, Some(false)).as_deref(),
             Some("/srv/dy1/docker.sock is root:dy1_docker 0666, expected root:dy1_docker 0660")
         );
         s.exists = false;
         assert!(s
-            .problem(&name)
+            .problem(&name, Some(false))
             .unwrap_or_default()
             .contains("does not exist"));
     }
