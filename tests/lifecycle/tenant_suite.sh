@@ -600,7 +600,8 @@ t10d_kill_containerd() {
     [[ $(ta_proc dockerd) == "$dpid" ]] || lc_fail "ta's dockerd changed ($dpid -> $(ta_proc dockerd)) although only containerd was killed"
     lc_exec kill -0 "$cpid" || lc_fail "the container keep ($cpid) did not survive its containerd"
     exec_ok() { [[ $(td exec keep echo exec-ok 2>/dev/null) == exec-ok ]]; }
-    lc__wait_for 30 exec_ok || lc_fail "docker exec in keep fails after containerd came back: $(td exec keep echo exec-ok 2>&1)"
+    lc__wait_for 30 exec_ok ||
+        lc_fail "docker exec in keep fails after containerd came back: $(td exec keep echo exec-ok 2>&1); docker ps: $(td ps --format '{{.Names}} {{.Status}}' | tr '\n' ';') dockerd's log: $(lc_exec journalctl -q --no-pager -u ta_docker.service --since=-60s | grep -iE 'shim|task|level=(error|warn)' | tail -n 6 | tr '\n' ';')"
     out=$(trun "$LC_IMAGE" echo run-ok 2>&1)
     [[ $out == run-ok ]] || lc_fail "the tenant cannot run a container after containerd came back: $out"
     td rm -f keep >/dev/null
