@@ -22,12 +22,14 @@
 #     on 127.0.0.1 and to one on the host's own address; tb's socket; ta's socket for a
 #     user outside ta_docker;
 #   - rf's group is root on the host (a member reads /root/secret), as the docs say;
-#   - ta's lifecycle: restart, kill -9 of rootlesskit, dockerd, slirp4netns and
-#     containerd (the unit comes back, nothing of the old run is left), a reboot, and
+#   - ta's lifecycle: restart; kill -9 of rootlesskit, dockerd and slirp4netns (the unit
+#     comes back by Restart=, nothing of the old run is left); kill -9 of containerd
+#     (dockerd starts another, its containers and exec work on); a reboot; and
 #     `dockyard destroy` leaving nothing of it while the host's Docker runs on.
 # Env: LC_FIREWALL=iptables|nftables (default iptables), LC_SUITE=bookworm|sid;
 # LC_VERBOSE=1 prints every test's output; LC_KEEP_WORK=1 keeps the working copy;
 # LC_DEB=FILE installs that .deb instead of building one.
+# shellcheck disable=SC2317  # the predicates handed to lc__wait_for are called indirectly
 set -euo pipefail
 SUITE_T0=$(date +%s.%N)
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -158,6 +160,7 @@ user_procs() {
     done' sh "$uid" "$first" "$count"
 }
 # subid_range USER: "first count" of USER's line in /etc/subuid, or nothing.
+# shellcheck disable=SC2016  # expanded by the inner shell or awk
 subid_range() { lc_exec awk -F: -v u="$1" '$1 == u {print $2, $3}' /etc/subuid; }
 # ta_procs: user_procs for ta_docker and its subordinate ids.
 ta_procs() {
@@ -261,7 +264,9 @@ t01_instances() {
     lc_exec usermod -aG rf_docker "$RF_MEMBER"
     lc_exec id "$TENANT" "$OUTSIDER" "$RF_MEMBER"
     # Host files: a root-only secret, and a file anyone may read.
+    # shellcheck disable=SC2016  # expanded by the inner shell or awk
     lc_exec sh -c 'umask 077 && echo "$1" >/root/secret' sh "$SECRET"
+    # shellcheck disable=SC2016  # expanded by the inner shell
     lc_exec sh -c 'mkdir -p /srv/pub && echo "$1" >/srv/pub/readme && chmod 0755 /srv/pub && chmod 0644 /srv/pub/readme' sh "$PUBLIC"
     [[ $(lc_exec stat -c %a /root) == 700 ]] || lc_fail "/root is not 0700 in the booted host: $(lc_exec stat -c %a /root)"
     # Two host services: on 127.0.0.1 only, and on every address (the host Docker's
@@ -288,6 +293,7 @@ t02_tenant_uses_ta() {
     td run -d --init --name t-sleep "$LC_IMAGE" sleep 100000 >/dev/null
     pid=$(td inspect -f '{{.State.Pid}}' t-sleep)
     uid=$(uid_of ta_docker)
+    # shellcheck disable=SC2016  # expanded by the inner shell or awk
     ids=$(lc_exec awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$pid/status")
     [[ $ids == "$uid $uid $uid $uid" ]] || lc_fail "the tenant's container (pid $pid) runs as uids '$ids', not ta_docker's $uid"
     td rm -f t-sleep >/dev/null
@@ -383,6 +389,7 @@ t04_host_files() {
 # no libc; mounted at /usr it would shadow the image's own commands).
 t05_docker_sockets() {
     local ldso libdir out cmd
+    # shellcheck disable=SC2016  # expanded by the inner shell or awk
     ldso=$(lc_exec sh -c 'for f in /usr/lib64/ld-linux-*.so.* /usr/lib/ld-linux-*.so.* /usr/lib/*/ld-linux-*.so.*; do [ -e "$f" ] && { readlink -f "$f"; exit 0; }; done; exit 1') ||
         lc_fail "no dynamic loader found in the booted host"
     [[ $ldso == /usr/* ]] || lc_fail "the dynamic loader $ldso is not below /usr"
