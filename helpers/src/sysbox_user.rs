@@ -185,17 +185,7 @@ fn ensure_range(file: &Path, text: &str, user: &str, min: u32, max: u32) -> Resu
             file.display()
         );
     };
-    let mut out = String::with_capacity(text.len() + 40);
-    for line in text.lines() {
-        let t = line.trim();
-        let is_users = !t.starts_with('#') && t.split(':').next() == Some(user);
-        if !is_users {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out.push_str(&format!("{user}:{}:{}\n", r.first, r.count));
-    dirs::write_atomic(file, out.as_bytes())?;
+    dirs::write_atomic(file, subid::with_range(text, user, Some(r)).as_bytes())?;
     if mine.is_empty() {
         log::info!(
             "{}: gave {user} the range {}:{}",
